@@ -5,18 +5,25 @@ ways. `drop_all()` closes every proxied connection at once (the client sees a co
 loss and reconnects with the same session); `pause()` also drops them and then refuses new
 ones (accepts and closes at once) until `resume()`, which looks like a network partition.
 
+With `record=True` the proxy also parses the client-to-server byte stream into frames and
+keeps `(xid, opcode)` of every request after the ConnectRequest in `requests` (used to see
+which opcodes a client sends for which API call).
+
 Threads are daemons; `close()` stops the listener and drops every connection. All waits are
 bounded.
 """
 
 import select
 import socket
+import struct
 import threading
 
 
 class TcpProxy:
-    def __init__(self, target_host, target_port, listen_host="127.0.0.1"):
+    def __init__(self, target_host, target_port, listen_host="127.0.0.1", record=False):
         self.target = (target_host, target_port)
+        self.record = record
+        self.requests = []  # (xid, opcode) of client requests, when recording
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((listen_host, 0))
@@ -66,6 +73,8 @@ class TcpProxy:
     def _pump(self, pair):
         client, upstream = pair
         peers = {client: upstream, upstream: client}
+        pending = bytearray()  # client bytes not yet parsed into frames
+        frames_seen = 0
         try:
             while not self._closed:
                 readable, _, _ = select.select([client, upstream], [], [], 0.2)
@@ -74,6 +83,18 @@ class TcpProxy:
                     if not data:
                         return
                     peers[sock].sendall(data)
+                    if self.record and sock is client:
+                        pending += data
+                        while len(pending) >= 4:
+                            (n,) = struct.unpack(">i", pending[:4])
+                            if n < 0 or len(pending) < 4 + n:
+                                break
+                            frame = bytes(pending[4 : 4 + n])
+                            del pending[: 4 + n]
+                            frames_seen += 1
+                            if frames_seen > 1 and n >= 8:  # skip the ConnectRequest
+                                with self._lock:
+                                    self.requests.append(struct.unpack(">ii", frame[:8]))
         except (OSError, ValueError):
             pass
         finally:
@@ -82,6 +103,15 @@ class TcpProxy:
             with self._lock:
                 if pair in self._pairs:
                     self._pairs.remove(pair)
+
+    def opcodes(self, include_pings=False):
+        """Opcodes of the recorded requests, in order (pings left out unless asked)."""
+        with self._lock:
+            return [op for xid, op in self.requests if include_pings or op != 11]
+
+    def clear_record(self):
+        with self._lock:
+            self.requests.clear()
 
     def connection_count(self):
         with self._lock:
