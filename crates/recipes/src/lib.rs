@@ -1,0 +1,1 @@
+//! Coordination recipes on corral-client.
