@@ -1,1 +1,5 @@
-//! placeholder
+//! The corral server shell: configuration, listeners, the core task that owns the pure
+//! node, connection tasks, four-letter words and statistics. No protocol decisions are made
+//! here; they live in `corral-node` and `corral-tree`.
+
+pub mod config;
