@@ -3,3 +3,9 @@
 //! here; they live in `corral-node` and `corral-tree`.
 
 pub mod config;
+pub mod conn;
+pub mod core;
+pub mod fourlw;
+pub mod run;
+pub mod settings;
+pub mod stats;

@@ -1,0 +1,684 @@
+//! The standalone request pipeline (ZooKeeper's Prep → Sync → Final processors) over one
+//! [`DataTree`], as a pure state machine.
+//!
+//! Owns: the per-connection state the protocol needs (session, authenticated ids, peer
+//! address), which connection currently owns each session, session expiry, the zxid
+//! counter, and the container/TTL reaper schedule.
+//!
+//! Driven by [`Node::connect`], [`Node::request`], [`Node::disconnected`] and
+//! [`Node::tick`]; every call appends [`Output`]s that the shell carries out **in order**.
+//! Time comes in as [`Now`]; the node never reads a clock.
+//!
+//! Ordering guarantees the shell relies on:
+//! * replies for one connection are emitted in request order (requests are handled one at
+//!   a time, to completion);
+//! * a watch notification is emitted before the reply of any later request on that
+//!   connection, including the reply of the write that fired it;
+//! * an [`Output::Append`] is emitted before every reply or notification that depends on
+//!   it; once the log is durable, the shell must hold such output until the txn is synced.
+
+use crate::auth::{self, AuthOutcome};
+use crate::session::{session_password, SessionTracker};
+use bytes::Bytes;
+use corral_proto::opcode::{XID_AUTH, XID_NOTIFICATION, XID_PING, XID_SET_WATCHES};
+use corral_proto::{
+    ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, Record, ReplyHeader,
+    Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader, WatcherEvent, Writer,
+};
+use corral_tree::{Caller, DataTree, WatchNotification};
+use std::collections::HashMap;
+
+/// A connection handle chosen by the shell.
+pub type ConnId = u64;
+
+/// Clock readings passed in by the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds (session expiry, reaper schedule).
+    pub mono_ms: i64,
+    /// Wall-clock milliseconds since the epoch (txn timestamps: ctime/mtime).
+    pub wall_ms: i64,
+}
+
+/// Most sessions expired in one tick, so a burst of expiries cannot stall the pipeline.
+pub const SESSIONS_EXPIRED_PER_TICK_MAX: usize = 10_000;
+
+/// Validated settings the node needs (built by the shell from zoo.cfg).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub tick_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// Server id that goes into session ids (1 for standalone, as ZooKeeper does).
+    pub server_id: u8,
+    /// `super:<b64>` digest id, if configured.
+    pub super_digest: Option<String>,
+    /// `znode.container.checkIntervalMs`.
+    pub container_check_interval_ms: i64,
+    /// `znode.container.maxPerMinute`.
+    pub container_max_per_minute: usize,
+    /// `znode.container.maxNeverUsedIntervalMs` (0 = never reap unused containers).
+    pub container_max_never_used_ms: i64,
+}
+
+impl NodeConfig {
+    pub fn standalone(tick_ms: i64) -> NodeConfig {
+        NodeConfig {
+            tick_ms,
+            min_session_timeout_ms: (2 * tick_ms) as i32,
+            max_session_timeout_ms: (20 * tick_ms) as i32,
+            server_id: 1,
+            super_digest: None,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+            container_max_never_used_ms: 0,
+        }
+    }
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Write this frame (length prefix included) to the connection.
+    Send { conn: ConnId, frame: Bytes },
+    /// Close the connection once everything before this has been written.
+    Close { conn: ConnId },
+    /// Append this txn to the log (durable before later output is released).
+    Append(TxnEntry),
+}
+
+#[derive(Debug)]
+struct Connection {
+    session_id: i64,
+    /// Authenticated ids; `ip:<peer>` is always present (kept last, as ZooKeeper lists it).
+    auth: Vec<Id>,
+    peer_ip: String,
+}
+
+/// Counters the four-letter words report.
+#[derive(Debug, Default, Clone)]
+pub struct NodeCounters {
+    pub auth_failed: u64,
+    pub sessions_expired: u64,
+    pub txns_applied: u64,
+}
+
+/// One standalone replica.
+pub struct Node {
+    cfg: NodeConfig,
+    tree: DataTree,
+    sessions: SessionTracker,
+    conns: HashMap<ConnId, Connection>,
+    session_owner: HashMap<i64, ConnId>,
+    last_zxid: i64,
+    next_reap_ms: i64,
+    counters: NodeCounters,
+}
+
+impl Node {
+    /// A node over `tree` whose last applied txn is `last_zxid` (0 for an empty tree).
+    /// Sessions present in the tree are tracked with their full timeout from `now`.
+    pub fn new(cfg: NodeConfig, tree: DataTree, last_zxid: i64, now: Now) -> Node {
+        let mut sessions = SessionTracker::new(cfg.tick_ms, cfg.server_id, now.mono_ms);
+        for (id, timeout) in tree.sessions() {
+            sessions.add(id, timeout, now.mono_ms);
+        }
+        let next_reap_ms = now.mono_ms + cfg.container_check_interval_ms;
+        Node {
+            cfg,
+            tree,
+            sessions,
+            conns: HashMap::new(),
+            session_owner: HashMap::new(),
+            last_zxid,
+            next_reap_ms,
+            counters: NodeCounters::default(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    pub fn counters(&self) -> &NodeCounters {
+        &self.counters
+    }
+
+    /// The session a connection is bound to, if any.
+    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
+        self.conns.get(&conn).map(|c| c.session_id)
+    }
+
+    /// Negotiated timeout of a session.
+    pub fn session_timeout_ms(&self, session_id: i64) -> Option<i32> {
+        self.sessions.timeout_ms(session_id)
+    }
+
+    fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
+        requested_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        )
+    }
+
+    /// Handles the ConnectRequest of a new connection (the shell has already checked it is
+    /// the first frame and not a four-letter word).
+    pub fn connect(
+        &mut self,
+        conn: ConnId,
+        peer_ip: &str,
+        req: &ConnectRequest,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        if req.last_zxid_seen > self.last_zxid {
+            // The client has seen a newer state than ours: it must try another server.
+            out.push(Output::Close { conn });
+            return;
+        }
+        let timeout_ms = self.negotiate_timeout(req.timeout_ms);
+        let session_id = if req.session_id == 0 {
+            let id = self.sessions.next_id();
+            let hdr = TxnHeader {
+                session_id: id,
+                cxid: 0,
+                zxid: 0,
+                time_ms: now.wall_ms,
+                op: Txn::CreateSession { timeout_ms }.op().code(),
+            };
+            self.sessions.add(id, timeout_ms, now.mono_ms);
+            let _ = self.commit(hdr, Txn::CreateSession { timeout_ms }, out);
+            id
+        } else {
+            let id = req.session_id;
+            let password_ok = req.passwd.as_ref() == session_password(id);
+            if !password_ok || !self.sessions.is_live(id) || !self.tree.session_exists(id) {
+                send_frame(out, conn, |w| {
+                    ConnectResponse::invalid(req.read_only).write(w)
+                });
+                out.push(Output::Close { conn });
+                return;
+            }
+            self.sessions.set_timeout(id, timeout_ms, now.mono_ms);
+            if let Some(old) = self.session_owner.get(&id).copied() {
+                if old != conn {
+                    // The session moved to this connection: the old one is closed, and its
+                    // watches go with it (the client re-arms them with setWatches).
+                    self.drop_connection(old);
+                    out.push(Output::Close { conn: old });
+                }
+            }
+            id
+        };
+        self.conns.insert(
+            conn,
+            Connection {
+                session_id,
+                auth: vec![Id::new("ip", peer_ip)],
+                peer_ip: peer_ip.to_owned(),
+            },
+        );
+        self.session_owner.insert(session_id, conn);
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: Bytes::copy_from_slice(&session_password(session_id)),
+            read_only: req.read_only.map(|_| false),
+        };
+        send_frame(out, conn, |w| resp.write(w));
+    }
+
+    /// Handles one request frame of an established connection. `decoded` is the body
+    /// decoded for `op`.
+    pub fn request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        decoded: Result<Request, RequestError>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(session_id) = self.conns.get(&conn).map(|c| c.session_id) else {
+            out.push(Output::Close { conn });
+            return;
+        };
+        if !self.sessions.touch(session_id, now.mono_ms) {
+            // The session expired or is closing while this connection was still open.
+            self.reply_err(out, conn, xid, ErrorCode::SessionExpired);
+            out.push(Output::Close { conn });
+            return;
+        }
+        let req = match decoded {
+            Ok(r) => r,
+            Err(RequestError::UnknownOp(_)) => {
+                send_frame(out, conn, |w| {
+                    ReplyHeader {
+                        xid,
+                        zxid: -1,
+                        err: ErrorCode::Unimplemented.code(),
+                    }
+                    .write(w)
+                });
+                out.push(Output::Close { conn });
+                return;
+            }
+            Err(RequestError::BadMulti(code)) => {
+                // ZooKeeper fails such a multi in prep: it is logged as an error txn.
+                let hdr = self.next_header(session_id, xid, now, op);
+                let zxid = hdr.zxid;
+                let _ = self.commit(hdr, Txn::Error(code), out);
+                self.reply_err_zxid(out, conn, xid, zxid, code);
+                return;
+            }
+            Err(RequestError::Malformed(_)) => {
+                out.push(Output::Close { conn });
+                return;
+            }
+        };
+        match req {
+            Request::Ping => {
+                send_frame(out, conn, |w| {
+                    ReplyHeader {
+                        xid: XID_PING,
+                        zxid: self.last_zxid,
+                        err: 0,
+                    }
+                    .write(w)
+                });
+            }
+            Request::Auth(ref a) => {
+                let (peer_ip, super_digest) = match self.conns.get(&conn) {
+                    Some(c) => (c.peer_ip.clone(), self.cfg.super_digest.clone()),
+                    None => return,
+                };
+                match auth::authenticate(&a.scheme, &a.auth, &peer_ip, super_digest.as_deref()) {
+                    AuthOutcome::Added(ids) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            for id in ids {
+                                if !c.auth.contains(&id) {
+                                    // Keep `ip:` last, as ZooKeeper lists it.
+                                    let at = c.auth.len().saturating_sub(1);
+                                    c.auth.insert(at, id);
+                                }
+                            }
+                        }
+                        send_frame(out, conn, |w| {
+                            ReplyHeader {
+                                xid: XID_AUTH,
+                                zxid: 0,
+                                err: 0,
+                            }
+                            .write(w)
+                        });
+                    }
+                    AuthOutcome::Failed => {
+                        self.counters.auth_failed += 1;
+                        send_frame(out, conn, |w| {
+                            ReplyHeader {
+                                xid: XID_AUTH,
+                                zxid: 0,
+                                err: ErrorCode::AuthFailed.code(),
+                            }
+                            .write(w)
+                        });
+                        out.push(Output::Close { conn });
+                    }
+                }
+            }
+            Request::Sasl { .. } => {
+                // No SASL provider is configured: as ZooKeeper without one, fail the exchange.
+                self.counters.auth_failed += 1;
+                self.reply_err(out, conn, xid, ErrorCode::AuthFailed);
+                out.push(Output::Close { conn });
+            }
+            Request::SetWatches(_)
+            | Request::SetWatches2(_)
+            | Request::AddWatch(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_) => {
+                let auth = self.conn_auth(conn);
+                let caller = Caller {
+                    session_id,
+                    auth: &auth,
+                };
+                let (result, notes) = self.tree.watch_op(&caller, &req, self.last_zxid);
+                self.route(notes, out);
+                let xid = if matches!(req, Request::SetWatches(_) | Request::SetWatches2(_)) {
+                    XID_SET_WATCHES
+                } else {
+                    xid
+                };
+                self.reply(out, conn, xid, self.last_zxid, result);
+            }
+            Request::Sync { ref path } => {
+                // Standalone: everything is already applied when the sync is handled.
+                let zxid = self.last_zxid;
+                self.reply(
+                    out,
+                    conn,
+                    xid,
+                    zxid,
+                    Ok(Response::Sync { path: path.clone() }),
+                );
+            }
+            Request::WhoAmI => {
+                let infos = self
+                    .conn_auth(conn)
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: auth::user_name(id),
+                    })
+                    .collect();
+                self.reply(
+                    out,
+                    conn,
+                    xid,
+                    self.last_zxid,
+                    Ok(Response::WhoAmI { infos }),
+                );
+            }
+            Request::Exists(_)
+            | Request::GetData(_)
+            | Request::GetChildren(_)
+            | Request::GetChildren2(_)
+            | Request::GetAcl { .. }
+            | Request::GetAllChildrenNumber { .. }
+            | Request::GetEphemerals { .. }
+            | Request::MultiRead(_) => {
+                let auth = self.conn_auth(conn);
+                let caller = Caller {
+                    session_id,
+                    auth: &auth,
+                };
+                let result = self.tree.read(&caller, &req);
+                self.reply(out, conn, xid, self.last_zxid, result);
+            }
+            Request::CloseSession => {
+                self.sessions.set_closing(session_id);
+                self.write(conn, session_id, xid, &req, now, out);
+                self.drop_connection(conn);
+                out.push(Output::Close { conn });
+            }
+            Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::DeleteContainer { .. }
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Check(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_) => {
+                self.write(conn, session_id, xid, &req, now, out);
+            }
+        }
+    }
+
+    /// Prep, log and apply one write; replies on `conn`. Returns the txn's zxid.
+    fn write(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        req: &Request,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) -> i64 {
+        let auth = self.conn_auth(conn);
+        let txn = self.tree.prep(
+            &Caller {
+                session_id,
+                auth: &auth,
+            },
+            req,
+            now.wall_ms,
+        );
+        let hdr = self.next_header(session_id, xid, now, txn.op().code());
+        let zxid = hdr.zxid;
+        let result = self.commit(hdr, txn, out);
+        self.reply(out, conn, xid, zxid, result);
+        zxid
+    }
+
+    fn next_header(&self, session_id: i64, cxid: i32, now: Now, op: i32) -> TxnHeader {
+        TxnHeader {
+            session_id,
+            cxid,
+            zxid: self.last_zxid + 1,
+            time_ms: now.wall_ms,
+            op,
+        }
+    }
+
+    /// Assigns the zxid, logs and applies one txn, and routes its notifications.
+    fn commit(
+        &mut self,
+        mut hdr: TxnHeader,
+        txn: Txn,
+        out: &mut Vec<Output>,
+    ) -> Result<Response, ErrorCode> {
+        self.last_zxid += 1;
+        hdr.zxid = self.last_zxid;
+        let applied = self.tree.apply(&hdr, &txn);
+        self.counters.txns_applied += 1;
+        if let Txn::CloseSession { .. } = txn {
+            self.sessions.remove(hdr.session_id);
+        }
+        let digest = match txn {
+            Txn::Error(_) => None,
+            _ => Some(TxnDigest {
+                version: TxnDigest::VERSION,
+                tree_digest: self.tree.digest(),
+            }),
+        };
+        out.push(Output::Append(TxnEntry {
+            header: hdr,
+            txn,
+            digest,
+        }));
+        self.route(applied.notifications, out);
+        applied.result
+    }
+
+    fn route(&self, notes: Vec<WatchNotification>, out: &mut Vec<Output>) {
+        for n in notes {
+            let Some(&conn) = self.session_owner.get(&n.session_id) else {
+                continue;
+            };
+            // ZooKeeper 3.8 sends -1 as the zxid of a notification (3.9 sends the txn's).
+            let event = WatcherEvent {
+                event_type: n.event_type.code(),
+                state: KeeperState::SyncConnected.code(),
+                path: n.path,
+            };
+            send_frame(out, conn, |w| {
+                ReplyHeader {
+                    xid: XID_NOTIFICATION,
+                    zxid: NOTIFICATION_ZXID,
+                    err: 0,
+                }
+                .write(w);
+                event.write(w);
+            });
+        }
+    }
+
+    fn conn_auth(&self, conn: ConnId) -> Vec<Id> {
+        self.conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default()
+    }
+
+    fn reply(
+        &self,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        result: Result<Response, ErrorCode>,
+    ) {
+        match result {
+            Ok(resp) => send_frame(out, conn, |w| {
+                ReplyHeader { xid, zxid, err: 0 }.write(w);
+                resp.encode(w);
+            }),
+            Err(code) => self.reply_err_zxid(out, conn, xid, zxid, code),
+        }
+    }
+
+    fn reply_err(&self, out: &mut Vec<Output>, conn: ConnId, xid: i32, code: ErrorCode) {
+        self.reply_err_zxid(out, conn, xid, self.last_zxid, code);
+    }
+
+    fn reply_err_zxid(
+        &self,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        code: ErrorCode,
+    ) {
+        send_frame(out, conn, |w| {
+            ReplyHeader {
+                xid,
+                zxid,
+                err: code.code(),
+            }
+            .write(w)
+        });
+    }
+
+    /// The shell reports a closed connection (by the peer, by an error, or after a Close).
+    pub fn disconnected(&mut self, conn: ConnId) {
+        self.drop_connection(conn);
+    }
+
+    fn drop_connection(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.session_owner.get(&c.session_id) == Some(&conn) {
+                self.session_owner.remove(&c.session_id);
+                self.tree.remove_watches_of(c.session_id);
+            }
+        }
+    }
+
+    /// Expires sessions whose time has come and reaps containers and TTL nodes when due.
+    pub fn tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        for session_id in self
+            .sessions
+            .take_expired(now.mono_ms, SESSIONS_EXPIRED_PER_TICK_MAX)
+        {
+            self.counters.sessions_expired += 1;
+            let auth = [auth::super_id()];
+            let txn = self.tree.prep(
+                &Caller {
+                    session_id,
+                    auth: &auth,
+                },
+                &Request::CloseSession,
+                now.wall_ms,
+            );
+            let hdr = TxnHeader {
+                session_id,
+                cxid: 0,
+                zxid: 0,
+                time_ms: now.wall_ms,
+                op: txn.op().code(),
+            };
+            let _ = self.commit(hdr, txn, out);
+            if let Some(conn) = self.session_owner.get(&session_id).copied() {
+                self.drop_connection(conn);
+                out.push(Output::Close { conn });
+            }
+        }
+        if now.mono_ms >= self.next_reap_ms {
+            self.next_reap_ms = now.mono_ms + self.cfg.container_check_interval_ms;
+            self.reap(now, out);
+        }
+    }
+
+    /// The container manager: deletes empty containers and expired TTL nodes, at most
+    /// `container_max_per_minute` per pass.
+    fn reap(&mut self, now: Now, out: &mut Vec<Output>) {
+        let due = self
+            .tree
+            .reapable_nodes(now.wall_ms, self.cfg.container_max_never_used_ms);
+        for path in due.into_iter().take(self.cfg.container_max_per_minute) {
+            let auth = [auth::super_id()];
+            let req = Request::DeleteContainer { path };
+            let txn = self.tree.prep(
+                &Caller {
+                    session_id: 0,
+                    auth: &auth,
+                },
+                &req,
+                now.wall_ms,
+            );
+            if let Txn::Error(_) = txn {
+                // Raced with a client (a child appeared or it was deleted): nothing to log.
+                continue;
+            }
+            let hdr = TxnHeader {
+                session_id: 0,
+                cxid: 0,
+                zxid: 0,
+                time_ms: now.wall_ms,
+                op: txn.op().code(),
+            };
+            let _ = self.commit(hdr, txn, out);
+        }
+    }
+
+    /// Connections bound to sessions, for `cons`/`dump`: (conn, session id).
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, i64)> + '_ {
+        self.conns.iter().map(|(c, s)| (*c, s.session_id))
+    }
+
+    pub fn check_invariants(&self) {
+        self.sessions.check_invariants();
+        self.tree.check_invariants();
+        for (sid, conn) in &self.session_owner {
+            let c = self
+                .conns
+                .get(conn)
+                .unwrap_or_else(|| panic!("owner {conn} of session {sid:#x} has no connection"));
+            assert_eq!(
+                c.session_id, *sid,
+                "connection {conn} bound to another session"
+            );
+        }
+    }
+}
+
+/// The zxid ZooKeeper 3.8 puts in a notification's ReplyHeader.
+pub const NOTIFICATION_ZXID: i64 = -1;
+
+fn send_frame(out: &mut Vec<Output>, conn: ConnId, body: impl FnOnce(&mut Writer)) {
+    out.push(Output::Send {
+        conn,
+        frame: frame(body),
+    });
+}
+
+/// Builds a length-prefixed frame.
+pub fn frame(body: impl FnOnce(&mut Writer)) -> Bytes {
+    let mut w = Writer::with_capacity(64);
+    w.write_i32(0);
+    body(&mut w);
+    let len = (w.len() - 4) as i32;
+    w.patch_i32(0, len);
+    w.into_bytes()
+}

@@ -1,0 +1,267 @@
+//! One client connection: a reader that frames and decodes, and a writer that drains the
+//! connection's queue.
+//!
+//! The first 4 bytes of a fresh connection are either a frame length or a four-letter word
+//! (ZooKeeper's rule). After that, frames are `int32 len` + body; a negative or oversized
+//! length (`jute.maxbuffer`), an undecodable ConnectRequest, or a malformed request closes
+//! this connection only. The reader never parses bodies on the core: it decodes here, on
+//! whichever runtime thread runs this task, and sends typed requests.
+
+use crate::core::{ConnOut, CoreMsg};
+use crate::fourlw;
+use crate::stats::{ConnStats, ServerStats};
+use bytes::{Buf, BytesMut};
+use corral_node::ConnId;
+use corral_proto::frame::{check, FrameCheck};
+use corral_proto::{ConnectRequest, Reader, Record, Request, RequestHeader};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// A connection that has not sent its ConnectRequest by then is closed
+/// (`zookeeper.nio.sessionlessCnxnTimeout`).
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// Bytes read from the socket per read call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Bytes the writer gathers from its queue before one write call.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+pub struct ConnContext {
+    pub core: mpsc::Sender<CoreMsg>,
+    pub stats: Arc<ServerStats>,
+    pub max_frame_bytes: usize,
+}
+
+/// Serves one accepted socket until it closes.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    ctx: Arc<ConnContext>,
+    now_wall_ms: i64,
+) {
+    let _ = stream.set_nodelay(true);
+    let cstats = Arc::new(ConnStats::new(peer, now_wall_ms));
+    ctx.stats
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(conn, cstats.clone());
+    let bound = run(stream, peer, conn, &ctx, cstats).await;
+    ctx.stats
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&conn);
+    if bound {
+        let _ = ctx.core.send(CoreMsg::Disconnected { conn }).await;
+    }
+}
+
+/// Returns whether the connection was registered with the core (so it must be told).
+async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    ctx: &ConnContext,
+    cstats: Arc<ConnStats>,
+) -> bool {
+    let (mut rd, wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+
+    // Phase 1: four-letter word or ConnectRequest, within the handshake timeout.
+    let first = tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), async {
+        while buf.len() < 4 {
+            if rd.read_buf(&mut buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    if !matches!(first, Ok(Some(()))) {
+        return false;
+    }
+    if let Some(cmd) = fourlw::recognise(&buf[..4]) {
+        cstats.received.fetch_add(1, Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if ctx
+            .core
+            .send(CoreMsg::FourLetter {
+                cmd: cmd.to_owned(),
+                reply: tx,
+            })
+            .await
+            .is_ok()
+        {
+            if let Ok(text) = rx.await {
+                let mut wr = wr;
+                let _ = wr.write_all(text.as_bytes()).await;
+                let _ = wr.shutdown().await;
+            }
+        }
+        return false;
+    }
+    let connect = match read_frame(
+        &mut rd,
+        &mut buf,
+        ctx.max_frame_bytes,
+        Some(HANDSHAKE_TIMEOUT_MS),
+    )
+    .await
+    {
+        Some(body) => match ConnectRequest::read(&mut Reader::new(body.freeze())) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "malformed ConnectRequest; closing");
+                return false;
+            }
+        },
+        None => return false,
+    };
+    cstats.received.fetch_add(1, Relaxed);
+    ctx.stats.packets_received.fetch_add(1, Relaxed);
+
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let closed = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_loop(
+        wr,
+        out_rx,
+        cstats.clone(),
+        ctx.stats.clone(),
+        closed.clone(),
+    ));
+    let msg = CoreMsg::Connect {
+        conn,
+        peer_ip: peer.ip().to_string(),
+        req: connect,
+        out: out_tx,
+        stats: cstats.clone(),
+    };
+    if ctx.core.send(msg).await.is_err() {
+        return false;
+    }
+
+    // Phase 2: requests, until EOF, a bad frame, or the writer closing the connection.
+    loop {
+        let body = tokio::select! {
+            b = read_frame(&mut rd, &mut buf, ctx.max_frame_bytes, None) => b,
+            _ = closed.notified() => None,
+        };
+        let Some(body) = body else { break };
+        let mut r = Reader::new(body.freeze());
+        let Ok(hdr) = RequestHeader::read(&mut r) else {
+            tracing::debug!(%peer, "request frame shorter than its header; closing");
+            break;
+        };
+        let decoded = Request::decode(hdr.op, &mut r);
+        cstats.received.fetch_add(1, Relaxed);
+        cstats.queued.fetch_add(1, Relaxed);
+        ctx.stats.packets_received.fetch_add(1, Relaxed);
+        ctx.stats.outstanding.fetch_add(1, Relaxed);
+        let msg = CoreMsg::Request {
+            conn,
+            xid: hdr.xid,
+            op: hdr.op,
+            decoded,
+            received: Instant::now(),
+        };
+        if ctx.core.send(msg).await.is_err() {
+            break;
+        }
+    }
+    // The writer ends by itself: after a Close it has flushed and shut the socket; on EOF
+    // it ends once the core, told of the disconnect, drops the connection's queue.
+    drop(writer);
+    true
+}
+
+/// Reads one frame body. `None` on EOF, I/O error, timeout, or an unacceptable length.
+async fn read_frame(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+    max_frame_bytes: usize,
+    timeout_ms: Option<u64>,
+) -> Option<BytesMut> {
+    let deadline = timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    loop {
+        match check(buf, max_frame_bytes) {
+            FrameCheck::Complete { len } => {
+                buf.advance(4);
+                return Some(buf.split_to(len));
+            }
+            FrameCheck::TooLarge { len } => {
+                tracing::info!(
+                    len,
+                    max_frame_bytes,
+                    "frame length out of range; closing connection"
+                );
+                return None;
+            }
+            FrameCheck::Incomplete => {}
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK_BYTES);
+        }
+        let read = rd.read_buf(buf);
+        let n = match deadline {
+            Some(d) => tokio::time::timeout_at(d, read).await.ok()?.ok()?,
+            None => read.await.ok()?,
+        };
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<ConnOut>,
+    cstats: Arc<ConnStats>,
+    stats: Arc<ServerStats>,
+    closed: Arc<Notify>,
+) {
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH_BYTES);
+    let mut closing = false;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Gather what is already queued into one write.
+        while let Some(item) = next.take() {
+            match item {
+                ConnOut::Frame(f) => {
+                    stats.last_response_bytes.store(f.len() as u64, Relaxed);
+                    stats.max_response_bytes.fetch_max(f.len() as u64, Relaxed);
+                    batch.extend_from_slice(&f);
+                    cstats.sent.fetch_add(1, Relaxed);
+                    stats.packets_sent.fetch_add(1, Relaxed);
+                }
+                ConnOut::Close => {
+                    closing = true;
+                    break;
+                }
+            }
+            if batch.len() >= WRITE_BATCH_BYTES {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            if wr.write_all(&batch).await.is_err() {
+                break;
+            }
+            batch.clear();
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    closed.notify_one();
+}

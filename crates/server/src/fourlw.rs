@@ -1,0 +1,384 @@
+//! Four-letter words: recognising them and rendering their text as ZooKeeper 3.8 does,
+//! since operational tooling parses these formats.
+
+use crate::core::Core;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The version corral reports: the ZooKeeper version whose behaviour it implements, then
+/// its own (clients parse the leading numbers to pick features).
+pub const VERSION_STRING: &str = concat!("3.8.4-corral-", env!("CARGO_PKG_VERSION"));
+/// Fixed build stamp in ZooKeeper's format (we have no build-time clock; keeps builds
+/// reproducible).
+pub const BUILT_ON: &str = "built on 2026-11-22 00:00 UTC";
+
+/// Every command ZooKeeper 3.8 knows.
+pub const COMMANDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst",
+    "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
+];
+
+/// The command named by the first 4 bytes of a connection, if they are one.
+pub fn recognise(first4: &[u8]) -> Option<&'static str> {
+    COMMANDS.iter().copied().find(|c| c.as_bytes() == first4)
+}
+
+/// The full version line.
+pub fn version_line() -> String {
+    format!("{VERSION_STRING}, {BUILT_ON}")
+}
+
+/// Java's `Double.toString` for the 4-decimal averages ZooKeeper prints (`1.0067`, `0.0`).
+fn java_double(v: f64) -> String {
+    let r = (v * 10_000.0).round() / 10_000.0;
+    let s = format!("{r}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+fn hex_zxid(z: i64) -> String {
+    format!("0x{z:x}")
+}
+
+/// Renders `cmd` (already recognised) against the core's state.
+pub fn render(cmd: &str, core: &Core) -> String {
+    if !core.settings.four_letter_allowed(cmd) {
+        return format!("{cmd} is not executed because it is not in the whitelist.\n");
+    }
+    match cmd {
+        "ruok" => "imok".to_owned(),
+        "isro" => "rw".to_owned(),
+        "gtmk" => "306".to_owned(),
+        "stmk" => "306".to_owned(),
+        "srvr" => srvr(core, false),
+        "stat" => srvr(core, true),
+        "conf" => core.settings.conf_text.clone(),
+        "cons" => cons(core),
+        "crst" => {
+            core.reset_connection_stats();
+            "Connection stats reset.\n".to_owned()
+        }
+        "srst" => {
+            core.stats.reset();
+            "Server stats reset.\n".to_owned()
+        }
+        "envi" => envi(),
+        "mntr" => mntr(core),
+        "wchs" => wchs(core),
+        "wchc" => wchc(core),
+        "wchp" => wchp(core),
+        "dump" => dump(core),
+        "dirs" => dirs(core),
+        "hash" => String::new(),
+        _ => String::new(),
+    }
+}
+
+fn srvr(core: &Core, with_clients: bool) -> String {
+    let (min, avg, max, _) = core.stats.latency.snapshot();
+    let mut s = String::new();
+    let _ = writeln!(s, "Zookeeper version: {}", version_line());
+    if with_clients {
+        s.push_str("Clients:\n");
+        for (_, c) in core.stats.connection_list() {
+            let _ = writeln!(
+                s,
+                " /{}[{}](queued={},recved={},sent={})",
+                c.peer,
+                if c.session_id.load(Relaxed) != 0 {
+                    1
+                } else {
+                    0
+                },
+                c.queued.load(Relaxed).max(0),
+                c.received.load(Relaxed),
+                c.sent.load(Relaxed)
+            );
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(s, "Latency min/avg/max: {min}/{}/{max}", java_double(avg));
+    let _ = writeln!(s, "Received: {}", core.stats.packets_received.load(Relaxed));
+    let _ = writeln!(s, "Sent: {}", core.stats.packets_sent.load(Relaxed));
+    let _ = writeln!(s, "Connections: {}", core.stats.connection_list().len());
+    let _ = writeln!(
+        s,
+        "Outstanding: {}",
+        core.stats.outstanding.load(Relaxed).max(0)
+    );
+    let _ = writeln!(s, "Zxid: {}", hex_zxid(core.node.last_zxid()));
+    let _ = writeln!(s, "Mode: standalone");
+    let _ = writeln!(s, "Node count: {}", core.node.tree().node_count());
+    s
+}
+
+fn cons(core: &Core) -> String {
+    let mut s = String::new();
+    for (_, c) in core.stats.connection_list() {
+        let sid = c.session_id.load(Relaxed);
+        let _ = write!(
+            s,
+            " /{}[{}](queued={},recved={},sent={}",
+            c.peer,
+            if sid != 0 { 1 } else { 0 },
+            c.queued.load(Relaxed).max(0),
+            c.received.load(Relaxed),
+            c.sent.load(Relaxed)
+        );
+        if sid != 0 {
+            let (minlat, avglat, maxlat, _) = c.latency.snapshot();
+            let lop = *c.last_op.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = write!(
+                s,
+                ",sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                sid,
+                lop,
+                c.established_ms,
+                c.timeout_ms.load(Relaxed),
+                c.last_cxid.load(Relaxed),
+                c.last_zxid.load(Relaxed),
+                c.last_response_ms.load(Relaxed),
+                c.last_latency_ms.load(Relaxed),
+                minlat,
+                avglat.round() as i64,
+                maxlat
+            );
+        }
+        s.push_str(")\n");
+    }
+    s.push('\n');
+    s
+}
+
+fn envi() -> String {
+    let mut s = String::from("Environment:\n");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let user = std::env::var("USER").unwrap_or_default();
+    let home = std::env::var("HOME").unwrap_or_default();
+    let _ = writeln!(s, "zookeeper.version={}", version_line());
+    let _ = writeln!(s, "host.name={host}");
+    let _ = writeln!(s, "java.version=none (corral is written in Rust)");
+    let _ = writeln!(s, "java.vendor=none");
+    let _ = writeln!(s, "java.home=none");
+    let _ = writeln!(s, "java.class.path=none");
+    let _ = writeln!(s, "java.library.path=none");
+    let _ = writeln!(s, "java.io.tmpdir={}", std::env::temp_dir().display());
+    let _ = writeln!(s, "java.compiler=<NA>");
+    let _ = writeln!(
+        s,
+        "os.name={}",
+        if cfg!(target_os = "linux") {
+            "Linux"
+        } else {
+            std::env::consts::OS
+        }
+    );
+    let _ = writeln!(
+        s,
+        "os.arch={}",
+        match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            a => a,
+        }
+    );
+    let _ = writeln!(
+        s,
+        "os.version={}",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    );
+    let _ = writeln!(s, "user.name={user}");
+    let _ = writeln!(s, "user.home={home}");
+    let _ = writeln!(s, "user.dir={cwd}");
+    s
+}
+
+fn mntr(core: &Core) -> String {
+    let st = &core.stats;
+    let tree = core.node.tree();
+    let (min, avg, max, _) = st.latency.snapshot();
+    let uptime = core.clock().wall_ms() - st.started_ms;
+    let (open_fds, max_fds) = fd_counts();
+    let rows: Vec<(&str, String)> = vec![
+        ("zk_version", version_line()),
+        ("zk_server_state", "standalone".into()),
+        ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
+        (
+            "zk_num_alive_connections",
+            st.connection_list().len().to_string(),
+        ),
+        ("zk_avg_latency", java_double(avg)),
+        (
+            "zk_outstanding_requests",
+            st.outstanding.load(Relaxed).max(0).to_string(),
+        ),
+        ("zk_znode_count", tree.node_count().to_string()),
+        ("zk_global_sessions", core.node.sessions().len().to_string()),
+        ("zk_non_mtls_remote_conn_count", "0".into()),
+        (
+            "zk_last_client_response_size",
+            st.last_response_bytes.load(Relaxed).to_string(),
+        ),
+        ("zk_packets_sent", st.packets_sent.load(Relaxed).to_string()),
+        (
+            "zk_packets_received",
+            st.packets_received.load(Relaxed).to_string(),
+        ),
+        (
+            "zk_max_client_response_size",
+            st.max_response_bytes.load(Relaxed).to_string(),
+        ),
+        ("zk_connection_drop_probability", "0.0".into()),
+        ("zk_watch_count", tree.watch_count().to_string()),
+        (
+            "zk_auth_failed_count",
+            core.node.counters().auth_failed.to_string(),
+        ),
+        ("zk_min_latency", min.to_string()),
+        ("zk_max_file_descriptor_count", max_fds.to_string()),
+        (
+            "zk_approximate_data_size",
+            tree.approximate_data_size().to_string(),
+        ),
+        ("zk_open_file_descriptor_count", open_fds.to_string()),
+        ("zk_local_sessions", "0".into()),
+        ("zk_uptime", uptime.to_string()),
+        ("zk_max_latency", max.to_string()),
+        ("zk_outstanding_tls_handshake", "0".into()),
+        ("zk_throttled_ops", "0".into()),
+        ("zk_sessionless_connections_expired", "0".into()),
+        (
+            "zk_stale_sessions_expired",
+            core.node.counters().sessions_expired.to_string(),
+        ),
+        (
+            "zk_txn_count",
+            core.node.counters().txns_applied.to_string(),
+        ),
+        ("zk_last_zxid", core.node.last_zxid().to_string()),
+    ];
+    let mut s = String::new();
+    for (k, v) in rows {
+        let _ = writeln!(s, "{k}\t{v}");
+    }
+    s
+}
+
+fn fd_counts() -> (usize, u64) {
+    let open = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0);
+    (open, max)
+}
+
+fn wchs(core: &Core) -> String {
+    let tree = core.node.tree();
+    let by_session = tree.watches_by_session();
+    let paths = tree.watches_by_path().len();
+    format!(
+        "{} connections watching {} paths\nTotal watches:{}\n",
+        by_session.len(),
+        paths,
+        tree.watch_count()
+    )
+}
+
+fn wchc(core: &Core) -> String {
+    let mut s = String::new();
+    for (sid, paths) in core.node.tree().watches_by_session() {
+        let _ = writeln!(s, "0x{sid:x}");
+        for p in paths {
+            let _ = writeln!(s, "\t{p}");
+        }
+    }
+    s
+}
+
+fn wchp(core: &Core) -> String {
+    let mut s = String::new();
+    for (path, sids) in core.node.tree().watches_by_path() {
+        let _ = writeln!(s, "{path}");
+        for sid in sids {
+            let _ = writeln!(s, "\t0x{sid:x}");
+        }
+    }
+    s
+}
+
+fn dump(core: &Core) -> String {
+    let mut s = String::from("SessionTracker dump:\n");
+    let buckets: Vec<_> = core.node.sessions().buckets().collect();
+    let _ = writeln!(
+        s,
+        "Session Sets ({})/({}):",
+        buckets.len(),
+        core.node.sessions().len()
+    );
+    for (at, ids) in buckets {
+        let _ = writeln!(s, "{} expire at {}:", ids.len(), at);
+        for id in ids {
+            let _ = writeln!(s, "\t0x{id:x}");
+        }
+    }
+    s.push_str("ephemeral nodes dump:\n");
+    let mut with_eph: Vec<(i64, Vec<String>)> = core
+        .node
+        .tree()
+        .sessions()
+        .map(|(id, _)| (id, core.node.tree().ephemerals_of(id)))
+        .filter(|(_, e)| !e.is_empty())
+        .collect();
+    with_eph.sort();
+    let _ = writeln!(s, "Sessions with Ephemerals ({}):", with_eph.len());
+    for (id, paths) in with_eph {
+        let _ = writeln!(s, "0x{id:x}:");
+        for p in paths {
+            let _ = writeln!(s, "\t{p}");
+        }
+    }
+    let conns: Vec<_> = core.node.connections().collect();
+    s.push_str("Connections dump:\n");
+    let _ = writeln!(s, "Connections Sets (1)/({})", conns.len());
+    for (_, sid) in conns {
+        let _ = writeln!(s, "\t0x{sid:x}");
+    }
+    s
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn dirs(core: &Core) -> String {
+    format!(
+        "datadir_size: {}\nlogdir_size: {}\n",
+        dir_size(&core.settings.data_dir.join("version-2")),
+        dir_size(&core.settings.data_log_dir.join("version-2"))
+    )
+}
