@@ -56,6 +56,8 @@ pub struct ClientOptions {
     pub auth: Vec<(String, Bytes)>,
     /// Largest frame accepted from the server (`jute.maxbuffer`).
     pub max_frame_bytes: usize,
+    /// First xid to use (default 1); lets tests exercise the wrap from `i32::MAX` to 1.
+    pub first_xid: Option<i32>,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +71,7 @@ impl Default for ClientOptions {
             session: None,
             auth: Vec::new(),
             max_frame_bytes: JUTE_MAXBUFFER_BYTES_DEFAULT,
+            first_xid: None,
         }
     }
 }
@@ -110,6 +113,11 @@ impl ClientOptions {
         self.max_frame_bytes = n;
         self
     }
+    /// Starts xids at `xid` (> 0) instead of 1.
+    pub fn first_xid(mut self, xid: i32) -> Self {
+        self.first_xid = Some(xid);
+        self
+    }
 
     /// Starts the client without waiting for a session (state starts at Connecting). Must be
     /// called inside a tokio runtime.
@@ -132,6 +140,14 @@ impl ClientOptions {
             state_tx,
             info_tx,
         );
+        if let Some(x) = self.first_xid {
+            if x <= 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "first xid {x} must be positive"
+                )));
+            }
+            core.set_next_xid(x);
+        }
         let now = std::time::Instant::now();
         for (scheme, auth) in &self.auth {
             let (tx, _rx) = oneshot::channel();

@@ -249,7 +249,7 @@ impl SplitMix64 {
 pub struct HostList {
     hosts: Vec<String>,
     next: usize,
-    /// Attempts since the last successful connect.
+    /// Attempts in the current round since the last successful connect.
     attempts_since_success: usize,
 }
 
@@ -280,8 +280,10 @@ impl HostList {
     pub fn next_host(&mut self) -> (String, bool) {
         let host = self.hosts[self.next % self.hosts.len()].clone();
         self.next = (self.next + 1) % self.hosts.len();
-        let round_done =
-            self.attempts_since_success > 0 && self.attempts_since_success % self.hosts.len() == 0;
+        let round_done = self.attempts_since_success == self.hosts.len();
+        if round_done {
+            self.attempts_since_success = 0;
+        }
         self.attempts_since_success += 1;
         (host, round_done)
     }

@@ -678,7 +678,7 @@ impl Core {
 
     /// Moves to a terminal state: everything queued fails, every watch gets its final event.
     pub fn terminate(&mut self, s: SessionState) {
-        debug_assert!(s.is_terminal());
+        assert!(s.is_terminal(), "terminate({s:?})");
         if self.state.is_terminal() {
             return;
         }
@@ -687,6 +687,8 @@ impl Core {
             SessionState::AuthFailed => Error::AuthFailed,
             _ => Error::Closed,
         };
+        // Publish the state first: whoever is woken below must already see it.
+        self.set_state(s);
         self.conn = None;
         self.outgoing.clear();
         for o in self.unsent.drain(..) {
@@ -719,7 +721,6 @@ impl Core {
                 Err(err)
             });
         }
-        self.set_state(s);
     }
 
     // --- requests ---------------------------------------------------------------------------
@@ -862,10 +863,10 @@ impl Core {
                     .and_then(|i| self.credentials.get_mut(i))
                     .and_then(|c| c.waiter.take());
                 if h.err == ErrorCode::AuthFailed.code() {
+                    self.terminate(SessionState::AuthFailed);
                     if let Some(w) = waiter {
                         let _ = w.send(Err(Error::AuthFailed));
                     }
-                    self.terminate(SessionState::AuthFailed);
                 } else if let Some(w) = waiter {
                     let _ = w.send(if h.err == 0 {
                         Ok(Reply {
@@ -927,7 +928,8 @@ impl Core {
             }
             return;
         }
-        let result = if h.err != 0 && !(f.op == OpCode::Multi && !r.is_empty()) {
+        let multi_with_body = f.op == OpCode::Multi && !r.is_empty();
+        let result = if h.err != 0 && !multi_with_body {
             if h.err == ErrorCode::NoNode.code() {
                 if let Some(WatchReg::Exists(p, s)) = f.watch {
                     self.watches.exist.entry(p).or_default().push(s);

@@ -1,1 +1,454 @@
+//! Test harness (feature `testing`): a real server process and a fault-injecting TCP proxy.
+//!
+//! Owns: [`TestServer`] — starts Apache ZooKeeper 3.8 (`CORRAL_TEST_TARGET=zookeeper`, the
+//! default) or corral (`CORRAL_TEST_TARGET=corral`, binary `target/release/corral` or
+//! `$CORRAL_BIN`) on 127.0.0.1 with a free port and a fresh data directory, waits until it
+//! answers `ruok`, and kills it by PID when dropped (also on panic); [`Proxy`] — forwards
+//! TCP to a server and can drop every connection, stop forwarding (a network partition that
+//! keeps sockets open) or refuse new connections.
+//!
+//! Invariants: a missing binary is a panic with the install hint, never a skipped test; every
+//! wait here is bounded in time; only the processes started here are ever killed.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server gets to answer `ruok` after start.
+pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which server the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Zookeeper,
+    Corral,
+}
+
+impl Target {
+    /// From `CORRAL_TEST_TARGET` (`zookeeper` when unset).
+    pub fn from_env() -> Target {
+        match std::env::var("CORRAL_TEST_TARGET").as_deref() {
+            Ok("corral") => Target::Corral,
+            Ok("zookeeper") | Ok("") | Err(_) => Target::Zookeeper,
+            Ok(other) => panic!("CORRAL_TEST_TARGET={other:?}: expected zookeeper or corral"),
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; a small race is accepted).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh directory under the system temp dir, removed by [`TempDir`]'s drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p =
+            std::env::temp_dir().join(format!("corral-{tag}-{}-{n}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("CORRAL_TEST_KEEP_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A server process for tests. Dropping it kills the process.
+#[derive(Debug)]
+pub struct TestServer {
+    target: Target,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    extra_config: Vec<String>,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+impl TestServer {
+    /// Starts the server chosen by `CORRAL_TEST_TARGET` on a free port.
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[])
+    }
+
+    /// Same, with extra `zoo.cfg` lines (`key=value`).
+    pub fn start_with(extra_config: &[&str]) -> TestServer {
+        let mut s = TestServer {
+            target: Target::from_env(),
+            port: free_port(),
+            dir: TempDir::new("server"),
+            child: None,
+            extra_config: extra_config.iter().map(|s| s.to_string()).collect(),
+        };
+        s.launch();
+        s
+    }
+
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's PID while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    fn write_config(&self) -> PathBuf {
+        let data = self.dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("create data dir");
+        let mut cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+             clientPortAddress=127.0.0.1\nextendedTypesEnabled=true\n\
+             4lw.commands.whitelist=*\nadmin.enableServer=false\nmaxClientCnxns=0\n",
+            data.display(),
+            self.port
+        );
+        for l in &self.extra_config {
+            cfg.push_str(l);
+            cfg.push('\n');
+        }
+        let p = self.dir.path().join("zoo.cfg");
+        std::fs::write(&p, cfg).expect("write zoo.cfg");
+        p
+    }
+
+    fn command(&self, cfg: &Path) -> Command {
+        match self.target {
+            Target::Zookeeper => {
+                let classpath = match std::env::var("ZOOKEEPER_CLASSPATH") {
+                    Ok(cp) => cp,
+                    Err(_) if Path::new("/usr/share/java/zookeeper.jar").exists() => {
+                        // zookeeper.jar's manifest lists its dependencies; slf4j-simple is
+                        // the one logging binding, told below to write to a file.
+                        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".into()
+                    }
+                    Err(_) if Path::new("/usr/share/zookeeper/lib").exists() => {
+                        "/usr/share/zookeeper/lib/*:/usr/share/zookeeper/*".into()
+                    }
+                    Err(_) => panic!(
+                        "Apache ZooKeeper not found (no /usr/share/java/zookeeper.jar): install \
+                         it with `apt-get install -y zookeeper`, or set ZOOKEEPER_CLASSPATH, or \
+                         run against corral with CORRAL_TEST_TARGET=corral"
+                    ),
+                };
+                if Command::new("java")
+                    .arg("-version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_err()
+                {
+                    panic!("`java` not found: install a JRE (`apt-get install -y zookeeper` pulls one in)");
+                }
+                let mut c = Command::new("java");
+                c.arg("-cp")
+                    .arg(classpath)
+                    .arg("-Xmx256m")
+                    .arg("-XX:+UseSerialGC")
+                    .arg("-XX:TieredStopAtLevel=1")
+                    .arg(format!(
+                        "-Dorg.slf4j.simpleLogger.logFile={}",
+                        self.dir.path().join("zookeeper.log").display()
+                    ))
+                    .arg("-Dzookeeper.admin.enableServer=false")
+                    .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+                    .arg(cfg);
+                c
+            }
+            Target::Corral => {
+                let bin = std::env::var_os("CORRAL_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| workspace_root().join("target/release/corral"));
+                if !bin.exists() {
+                    panic!(
+                        "corral binary not found at {}: build it with `cargo build --release -p \
+                         corral`, set CORRAL_BIN, or use CORRAL_TEST_TARGET=zookeeper",
+                        bin.display()
+                    );
+                }
+                let mut c = Command::new(bin);
+                c.arg("server").arg("--config").arg(cfg);
+                c
+            }
+        }
+    }
+
+    fn launch(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let cfg = self.write_config();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("stdout.log"))
+            .expect("open stdout.log");
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = self.command(&cfg);
+        cmd.current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?} server: {e}", self.target));
+        self.child = Some(child);
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    panic!(
+                        "{:?} server exited during startup ({status}); log:\n{}",
+                        self.target,
+                        self.log_tail()
+                    );
+                }
+            }
+            if self.four_letter("ruok").as_deref() == Some("imok") {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{:?} server did not answer ruok within {:?}; log:\n{}",
+                    self.target,
+                    SERVER_START_TIMEOUT,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last lines of the server's logs, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let mut out = String::new();
+        for f in ["stdout.log", "zookeeper.log"] {
+            if let Ok(s) = std::fs::read_to_string(self.dir.path().join(f)) {
+                let lines: Vec<&str> = s.lines().collect();
+                let from = lines.len().saturating_sub(40);
+                out.push_str(&format!("--- {f}\n{}\n", lines[from..].join("\n")));
+            }
+        }
+        out
+    }
+
+    /// Sends a four-letter word and returns the answer (None if the server is unreachable).
+    pub fn four_letter(&self, cmd: &str) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(cmd.as_bytes()).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// Kills the process (SIGKILL) and waits for it. The data directory stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops and starts again on the same port and data directory (sessions survive on
+    /// ZooKeeper, which persists them).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The port may linger briefly; retry the launch until it binds.
+        while TcpListener::bind(self.addr()).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.launch();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug)]
+struct ProxyShared {
+    target: Mutex<SocketAddr>,
+    paused: AtomicBool,
+    refuse: AtomicBool,
+    conns: Mutex<Vec<tokio::task::AbortHandle>>,
+    accepted: AtomicU64,
+}
+
+/// A TCP forwarder between clients and a server, for fault injection. Dropping it closes
+/// everything.
+#[derive(Debug)]
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+/// Granularity of the forwarding loop while paused.
+const PROXY_PAUSE_POLL: Duration = Duration::from_millis(10);
+
+impl Proxy {
+    /// Listens on a free 127.0.0.1 port and forwards each connection to `target`.
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let shared = Arc::new(ProxyShared {
+            target: Mutex::new(target),
+            paused: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+            accepted: AtomicU64::new(0),
+        });
+        let sh = shared.clone();
+        let accept_task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                sh.accepted.fetch_add(1, Ordering::Relaxed);
+                if sh.refuse.load(Ordering::Relaxed) {
+                    drop(client);
+                    continue;
+                }
+                let sh2 = sh.clone();
+                let target = *sh.target.lock().unwrap_or_else(|e| e.into_inner());
+                let h = tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let a = pump(cr, sw, sh2.clone());
+                    let b = pump(sr, cw, sh2);
+                    tokio::select! { _ = a => {}, _ = b => {} }
+                });
+                let mut conns = sh.conns.lock().unwrap_or_else(|e| e.into_inner());
+                conns.retain(|c| !c.is_finished());
+                conns.push(h.abort_handle());
+            }
+        });
+        Proxy {
+            addr,
+            shared,
+            accept_task,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Closes every forwarded connection now (new ones are still accepted).
+    pub fn kill_connections(&self) {
+        let mut conns = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for c in conns.drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Forwards new connections to `target` from now on.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.shared.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+
+    /// Stops forwarding bytes in both directions; sockets stay open (a silent partition).
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Accept and immediately close new connections while set.
+    pub fn set_refuse(&self, refuse: bool) {
+        self.shared.refuse.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    sh: Arc<ProxyShared>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while sh.paused.load(Ordering::SeqCst) {
+            tokio::time::sleep(PROXY_PAUSE_POLL).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+        self.kill_connections();
+    }
+}
