@@ -71,14 +71,14 @@ class _Started:
             request.node.servers = []
 
     def start(self, kind: str, cfg: dict | None = None, **kw) -> harness.Server:
+        problem = None
         try:
             harness.check_available(kind)
-        except harness.HarnessError as e:
-            pytest.fail(str(e), pytrace=False)
-        try:
             server = harness.start_server(kind, cfg, **kw)
         except harness.HarnessError as e:
-            pytest.fail(f"could not start {kind}: {e}", pytrace=False)
+            problem = f"could not start {kind}: {e}"
+        if problem:  # outside the except block, so the report is just the message
+            pytest.fail(problem, pytrace=False)
         self.servers.append(server)
         self.request.node.servers.append(server)
         return server

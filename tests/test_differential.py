@@ -33,7 +33,7 @@ connection - must match exactly.
 
 Environment
   CORRAL_DIFF_SEED=N      run only this seed (replay a failure)
-  CORRAL_DIFF_OPS=N       operations per seed (default 300)
+  CORRAL_DIFF_OPS=N       operations per seed (default 500)
   CORRAL_DIFF_AGAINST=zookeeper   candidate is a second Apache ZooKeeper
   CORRAL_DIFF_LENIENT=a,b known, deliberate divergences to tolerate:
       event-zxid   ignore the zxid in notification headers (3.8 sends -1,
@@ -44,8 +44,7 @@ from __future__ import annotations
 
 import os
 import random
-import struct
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,6 @@ from zkwire import (
     READ_ACL_UNSAFE,
     ConnectionClosed,
     CreateMode,
-    DecodeError,
     Event,
     FrameTimeout,
     MultiResult,
@@ -73,7 +71,7 @@ from zkwire import (
 )
 
 DEFAULT_SEEDS = [1, 2, 3, 4, 5]
-DEFAULT_OPS = 300
+DEFAULT_OPS = 500
 SELF_CHECK_SEED = 1000  # ZooKeeper-vs-ZooKeeper run kept in the default suite
 SESSIONS_LIVE_MAX = 5
 SESSIONS_LIVE_MIN = 2
@@ -541,7 +539,7 @@ class Side:
         self.last_reply = None
         try:
             getattr(self, "do_" + op.kind)(op)
-        except (OSError, DecodeError, ConnectionClosed, FrameTimeout, struct.error) as e:
+        except Exception as e:  # noqa: BLE001 - a malformed answer must show up as a mismatch
             self.record("harness", "exception", type(e).__name__, str(e))
         self.barrier()
         return self.obs
@@ -602,7 +600,7 @@ class Side:
         self.state[op.slot] = "closed"
         self.last_reply = reply
 
-    def _connect(self, slot: int | None, **kw: Any) -> tuple[zkwire.Connection, zkwire.ConnectResponse | None]:
+    def _connect(self, **kw: Any) -> tuple[zkwire.Connection, zkwire.ConnectResponse | None]:
         conn = zkwire.Connection(self.server.host, self.server.port, REPLY_TIMEOUT_S)
         try:
             resp = conn.handshake(timeout=REPLY_TIMEOUT_S, **kw)
@@ -612,7 +610,7 @@ class Side:
 
     def do_new_session(self, op: DiffOp) -> None:
         slot = op.slot
-        conn, resp = self._connect(None, timeout_ms=op.args["timeout"], read_only=op.args["ro"])
+        conn, resp = self._connect(timeout_ms=op.args["timeout"], read_only=op.args["ro"])
         if resp is None or resp.timeout_ms <= 0:
             self.record(slot, "connect-failed", None if resp is None else self.connect_resp(resp, None))
             conn.close()
@@ -632,7 +630,7 @@ class Side:
             old.close()
         last_zxid = max(last_zxid, self.last_zxid.get(slot, 0))
         sid, pw = self.sessions[slot]
-        conn, resp = self._connect(slot, session_id=sid, passwd=pw, last_zxid=last_zxid)
+        conn, resp = self._connect(session_id=sid, passwd=pw, last_zxid=last_zxid)
         if resp is None:
             self.record(slot, "reconnect-refused")
             conn.close()
@@ -671,7 +669,7 @@ class Side:
             kw = {"read_only": None}
         elif how == "protocol-1":
             kw = {"protocol_version": 1}
-        conn, resp = self._connect(slot, **kw)
+        conn, resp = self._connect(**kw)
         key = "connect-attempt"
         if resp is None:
             self.record(key, "no-response")
@@ -724,7 +722,7 @@ class Side:
         """Every node's data, stat, ACL and children, read with a session that
         holds both digest identities."""
         out: list = []
-        conn, resp = self._connect(None)
+        conn, resp = self._connect()
         if resp is None or resp.timeout_ms <= 0:
             return ["dump: no session"]
         try:
@@ -784,7 +782,7 @@ def run_differential(seed: int, ops: int, ref: harness.Server, cand: harness.Ser
             obs_b = b.run(op)
             gen.learn(op, a.last_reply)
             gen.observe(obs_a, a.state)
-            if op.kind == "close_session" or op.args.get("how") == "wrong-password":
+            if op.kind == "close_session":
                 cmp_a, cmp_b = _unordered_events(obs_a), _unordered_events(obs_b)
             else:
                 cmp_a, cmp_b = obs_a, obs_b
@@ -807,7 +805,8 @@ def run_differential(seed: int, ops: int, ref: harness.Server, cand: harness.Ser
                 pytest.fail(msg, pytrace=False)
         tree_a, tree_b = a.dump_tree(), b.dump_tree()
         if tree_a != tree_b:
-            diff = [f"  reference: {x}\n  candidate: {y}" for x, y in zip(tree_a, tree_b) if x != y]
+            pairs = zip(tree_a, tree_b, strict=False)
+            diff = [f"  reference: {x}\n  candidate: {y}" for x, y in pairs if x != y]
             if len(tree_a) != len(tree_b):
                 diff.append(f"  node count {len(tree_a)} vs {len(tree_b)}")
             pytest.fail(f"differential tree mismatch after {ops} ops, seed={seed}:\n"

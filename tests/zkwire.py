@@ -22,7 +22,7 @@ import select
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 FRAME_BYTES_MAX = 0xFFFFF  # jute.maxbuffer default, 1 MiB - 1
