@@ -1,15 +1,42 @@
 //! The replicated state machine of a ZooKeeper server: the data tree.
 //!
-//! Owns the znodes (data, stats, ACLs, children), ephemeral/container/TTL bookkeeping, the
-//! session table as replicated state, quota usage nodes, the tree digest and the watch
-//! tables (watches are keyed by session id; the node crate routes notifications to
-//! connections).
+//! Owns the znodes (data, stats, ACLs, children), ephemeral / container / TTL
+//! bookkeeping, the session table as replicated state, quota usage nodes, the tree digest
+//! and the watch tables (watches are keyed by session id; the node crate routes
+//! notifications to connections).
 //!
-//! Pure: no tokio, no clock, no randomness, no I/O. Time enters only as the txn timestamp
-//! (`TxnHeader::time_ms`) or as an explicit `now_ms` argument. Single-threaded: the owner
-//! calls `prep` / `apply` / `read` / `watch_op` in the order it decides.
+//! The request life cycle mirrors ZooKeeper's processors:
+//! * [`DataTree::prep`] (PrepRequestProcessor) validates a write and returns the txn to
+//!   log, an error txn when it fails;
+//! * [`DataTree::apply`] (FinalRequestProcessor's tree part) applies a txn, returning the
+//!   reply body and the watch events it fires; [`DataTree::replay`] applies logged txns
+//!   after a crash;
+//! * [`DataTree::read`] and [`DataTree::watch_op`] serve reads and watch management.
+//!
+//! Modules: [`path`] (path rules), `acl` (interned ACL lists, checks, fixup), `arena`
+//! (copy-on-write node slab), `watch` (watch tables), `quota` (quota usage), `tree`
+//! (storage and txn application), `prep` (write validation), `read` (reads and watch ops).
+//!
+//! Pure: no tokio, no clock, no randomness, no I/O; every map uses a fixed hasher, so the
+//! same inputs give the same outputs, orders included. Time enters only as the txn
+//! timestamp (`TxnHeader::time_ms`) or an explicit `now_ms`. Single-threaded: the owner
+//! calls prep / apply / read / watch_op in the order it decides, applying each txn before
+//! prepping the next request.
 
-use corral_proto::{ErrorCode, EventType, Id, Request, Response, Txn, TxnHeader};
+mod acl;
+mod arena;
+mod hash;
+pub mod path;
+mod prep;
+mod quota;
+mod read;
+mod tree;
+mod watch;
+
+pub use acl::AclId;
+pub use tree::{ttl_ephemeral_owner, DataTree, NodeKind, CONTAINER_EPHEMERAL_OWNER, TTL_MAX_MS};
+
+use corral_proto::{ErrorCode, EventType, Id, Response};
 
 /// Static behaviour switches, built at the edge from `zoo.cfg` / system properties.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,101 +71,4 @@ pub struct WatchNotification {
 pub struct Applied {
     pub result: Result<Response, ErrorCode>,
     pub notifications: Vec<WatchNotification>,
-}
-
-/// The data tree.
-pub struct DataTree {
-    cfg: TreeConfig,
-}
-
-impl DataTree {
-    pub fn new(cfg: TreeConfig) -> DataTree {
-        DataTree { cfg }
-    }
-
-    pub fn prep(&self, caller: &Caller, req: &Request, time_ms: i64) -> Txn {
-        let _ = (caller, req, time_ms, &self.cfg);
-        todo!()
-    }
-
-    pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> Applied {
-        let _ = (hdr, txn);
-        todo!()
-    }
-
-    pub fn replay(&mut self, hdr: &TxnHeader, txn: &Txn) -> Result<(), String> {
-        let _ = (hdr, txn);
-        todo!()
-    }
-
-    pub fn read(&mut self, caller: &Caller, req: &Request) -> Result<Response, ErrorCode> {
-        let _ = (caller, req);
-        todo!()
-    }
-
-    pub fn watch_op(
-        &mut self,
-        caller: &Caller,
-        req: &Request,
-        zxid: i64,
-    ) -> (Result<Response, ErrorCode>, Vec<WatchNotification>) {
-        let _ = (caller, req, zxid);
-        todo!()
-    }
-
-    pub fn remove_watches_of(&mut self, session_id: i64) {
-        let _ = session_id;
-        todo!()
-    }
-
-    pub fn sessions(&self) -> impl Iterator<Item = (i64, i32)> + '_ {
-        std::iter::empty()
-    }
-
-    pub fn session_exists(&self, session_id: i64) -> bool {
-        let _ = session_id;
-        todo!()
-    }
-
-    pub fn ephemerals_of(&self, session_id: i64) -> Vec<String> {
-        let _ = session_id;
-        todo!()
-    }
-
-    pub fn reapable_nodes(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
-        let _ = (now_ms, max_never_used_ms);
-        todo!()
-    }
-
-    pub fn node_count(&self) -> usize {
-        todo!()
-    }
-
-    pub fn approximate_data_size(&self) -> u64 {
-        todo!()
-    }
-
-    pub fn digest(&self) -> i64 {
-        todo!()
-    }
-
-    pub fn watch_count(&self) -> usize {
-        todo!()
-    }
-
-    pub fn watches_by_session(&self) -> Vec<(i64, Vec<String>)> {
-        todo!()
-    }
-
-    pub fn watches_by_path(&self) -> Vec<(String, Vec<i64>)> {
-        todo!()
-    }
-
-    pub fn ephemeral_count(&self) -> usize {
-        todo!()
-    }
-
-    pub fn check_invariants(&self) {
-        todo!()
-    }
 }
