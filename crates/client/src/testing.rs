@@ -318,6 +318,8 @@ impl Drop for TestServer {
 struct ProxyShared {
     target: Mutex<SocketAddr>,
     paused: AtomicBool,
+    /// Only the server-to-client direction is held (requests still reach the server).
+    replies_paused: AtomicBool,
     refuse: AtomicBool,
     conns: Mutex<Vec<tokio::task::AbortHandle>>,
     accepted: AtomicU64,
@@ -345,6 +347,7 @@ impl Proxy {
         let shared = Arc::new(ProxyShared {
             target: Mutex::new(target),
             paused: AtomicBool::new(false),
+            replies_paused: AtomicBool::new(false),
             refuse: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
             accepted: AtomicU64::new(0),
@@ -368,8 +371,8 @@ impl Proxy {
                     };
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    let a = pump(cr, sw, sh2.clone());
-                    let b = pump(sr, cw, sh2);
+                    let a = pump(cr, sw, sh2.clone(), false);
+                    let b = pump(sr, cw, sh2, true);
                     tokio::select! { _ = a => {}, _ = b => {} }
                 });
                 let mut conns = sh.conns.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,6 +415,13 @@ impl Proxy {
 
     pub fn resume(&self) {
         self.shared.paused.store(false, Ordering::SeqCst);
+        self.shared.replies_paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds server-to-client bytes only: requests are applied, their replies do not arrive
+    /// (until [`Proxy::resume`] or [`Proxy::kill_connections`]).
+    pub fn pause_replies(&self) {
+        self.shared.replies_paused.store(true, Ordering::SeqCst);
     }
 
     /// Accept and immediately close new connections while set.
@@ -429,6 +439,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     sh: Arc<ProxyShared>,
+    is_reply_direction: bool,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 * 1024];
@@ -437,7 +448,9 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        while sh.paused.load(Ordering::SeqCst) {
+        while sh.paused.load(Ordering::SeqCst)
+            || (is_reply_direction && sh.replies_paused.load(Ordering::SeqCst))
+        {
             tokio::time::sleep(PROXY_PAUSE_POLL).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
