@@ -10,7 +10,8 @@ What its commands send: `create [+[e|s]] path` -> create(1) with data "new" and 
 ACL; `create2` -> create2(15); `get` -> getData(4) *with a watch*; `ls` -> getChildren(8)
 with a watch; `ls2` -> getChildren2(12) with a watch; `set path data` -> setData(5);
 `exists` -> exists(3) with a watch (synchronous); `wexists` -> exists with a watcher;
-`delete` -> delete(2); `sync` -> sync(9); `quit` -> closeSession(-11).
+`delete` -> delete(2); `sync` -> sync(9); `quit` -> closeSession(-11); after a reconnect
+-> setWatches(101) with xid -8 (the C client, unlike the Java one, keeps xid -8).
 """
 
 import os
@@ -18,12 +19,16 @@ import queue
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
 
 import pytest
 from kazoo.client import KazooClient
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tcp_proxy import TcpProxy  # noqa: E402
 
 CLI_MT_CANDIDATES = ["/usr/lib/zookeeper/bin/cli_mt", "/usr/bin/cli_mt"]
 STEP_TIMEOUT_S = 10.0
@@ -208,6 +213,43 @@ def test_cli_mt_batch_mode(server):
         lines = proc.stdout.splitlines()
         assert proc.returncode == 0, proc.stdout
         assert f"{b}: rc = 0" in lines and "\tkid" in lines, proc.stdout
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_cli_mt_reconnect_sends_set_watches(server):
+    """Cut cli_mt's TCP connection (proxy): the C client reconnects with the same session and
+    re-registers its watches with setWatches (opcode 101, xid -8); the server fires the ones
+    whose nodes changed while it was away and keeps the others."""
+    b = f"/climt-rc-{uuid.uuid4().hex[:8]}"
+    zk = KazooClient(hosts=server.connect_string, timeout=10.0)
+    zk.start(timeout=15)
+    try:
+        zk.create(b, b"0")
+        zk.create(f"{b}/quiet", b"0")
+        with TcpProxy(server.host, server.port, record=True) as proxy:
+            cli = CliMt(proxy.connect_string)
+            try:
+                cli.wait_connected()
+                cli.run(f"get {b}", rf"^{re.escape(b)}: rc = ")
+                cli.run(f"get {b}/quiet", rf"^{re.escape(b)}/quiet: rc = ")
+                assert cli.run(f"wexists {b}/new") == [f"Error -101 for {b}/new"]
+                proxy.pause()
+                cli._collect(None, 0.3)
+                zk.set(b, b"1")
+                zk.create(f"{b}/new", b"")
+                proxy.clear_record()
+                proxy.resume()
+                cli.wait_event(("CHANGED_EVENT", b), timeout=20)
+                cli.wait_event(("CREATED_EVENT", f"{b}/new"))
+                assert ("CHANGED_EVENT", f"{b}/quiet") not in cli.events
+                zk.set(f"{b}/quiet", b"1")
+                cli.wait_event(("CHANGED_EVENT", f"{b}/quiet"))
+                assert proxy.requests[0] == (-8, 101), proxy.requests
+                assert sum("Got a new session id" in line for line in cli.all) == 1, cli.all
+            finally:
+                cli.close()
     finally:
         zk.stop()
         zk.close()

@@ -871,3 +871,13 @@ def test_counter_and_queue_recipes(clients, zk, base):
     assert len(q) == 3
     assert [q.get(), q.get(), q.get()] == [b"one", b"two", b"three"]
     assert q.get() is None
+
+
+def test_reconfig_is_disabled_in_standalone(zk):
+    from kazoo.exceptions import ReconfigDisabledError
+
+    with pytest.raises(ReconfigDisabledError):
+        zk.reconfig(joining=None, leaving=None, new_members=None)
+    with pytest.raises(ReconfigDisabledError):
+        zk.reconfig(joining="server.2=127.0.0.1:2888:3888;2182", leaving=None, new_members=None)
+    assert zk.connected  # an error reply, not a dropped connection
