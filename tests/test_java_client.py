@@ -159,6 +159,9 @@ def test_java_client_scenarios(server, classes):
     assert t["config.stat"] == "version=0,cversion=0,aversion=-1,ephemeralOwner=0,dataLength=0,numChildren=0", ctx
     assert t["order.watch_vs_reply"] == "[event NodeDataChanged, reply 0]", ctx
     assert t["sync"] == f"0 {e}", ctx
+    # tickTime=2000: min session timeout 4000 ms, max 40000 ms
+    assert t["timeout.requested_1000"] == "4000", ctx
+    assert t["timeout.requested_100000"] == "40000", ctx
     assert t["error.setData_missing"] == "NONODE(-101)", ctx
     assert t["zookeeper_config.readable"] == "true", ctx
 

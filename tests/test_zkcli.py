@@ -2,14 +2,15 @@
 the `server` fixture. Each test is one zkCli session (one JVM) fed a script on stdin; see
 tests/zkcli.py for how the output is split per command.
 
-Opcodes zkCli's commands send (Java client 3.8): create -> create(1) (or createContainer(19)
-for -c, createTTL(21) for -t), get -> getData(4), set -> setData(5), stat -> exists(3),
-ls -> getChildren(8), ls -s -> getChildren2(12), ls -R -> getChildren(8) per node,
-delete -> delete(2), deleteall -> getChildren(8) walk + multi(14) batches of delete,
-getAcl -> getACL(6), setAcl -> setACL(7) (-R: getChildren walk), addauth -> auth(100),
-addWatch -> addWatch(106), removewatches -> removeWatches(18), getEphemerals -> 103,
+Opcodes zkCli's commands send (Java client 3.8, recorded through tests/tcp_proxy.py):
+create -> create(1) (-s/-e too; -c -> createContainer(19), -t -> createTTL(21)),
+get/get -s/get -w -> getData(4), set -> setData(5), stat -> exists(3),
+ls/ls -s/ls -w -> getChildren2(12) (never 8), ls -R -> getData(4) then getChildren2(12) per
+node, delete -> delete(2), deleteall -> getChildren(8) walk then one multi(14) of deletes,
+getAcl -> getACL(6), setAcl -> setACL(7), addauth -> auth(100) (seen twice), addWatch ->
+addWatch(106), removewatches -> removeWatches(18), getEphemerals -> 103,
 getAllChildrenNumber -> 104, whoami -> whoAmI(107), sync -> sync(9),
-config -> getData(4) of /zookeeper/config.
+config -> getData(4) of /zookeeper/config, quit -> closeSession(-11).
 """
 
 import base64

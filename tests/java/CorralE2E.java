@@ -39,6 +39,7 @@ public class CorralE2E {
     static final List<ACL> OPEN = ZooDefs.Ids.OPEN_ACL_UNSAFE;
     static final long EVENT_WAIT_MS = 10_000;
     static final long QUIET_MS = 300;
+    static String direct;
     static BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in));
 
     static void p(String key, Object value) {
@@ -467,6 +468,14 @@ public class CorralE2E {
         Thread.sleep(100);
         p("order.watch_vs_reply", order);
 
+        // the server clamps the requested session timeout to [2, 20] x tickTime
+        ZooKeeper shortZk = connect(direct, 1_000, null);
+        p("timeout.requested_1000", shortZk.getSessionTimeout());
+        shortZk.close();
+        ZooKeeper longZk = connect(direct, 100_000, null);
+        p("timeout.requested_100000", longZk.getSessionTimeout());
+        longZk.close();
+
         CountDownLatch synced = new CountDownLatch(1);
         String[] syncPath = new String[1];
         zk.sync(e, (rc, path, ctx) -> {
@@ -580,7 +589,8 @@ public class CorralE2E {
         if (mode.equals("reap")) {
             reap(args[1], args[2]);
         } else {
-            String direct = args[1], proxied = args[2], base = args[3];
+            direct = args[1];
+            String proxied = args[2], base = args[3];
             ZooKeeper zk = connect(direct, 10_000, null);
             ZooKeeper other = connect(direct, 10_000, null);
             zk.create(base, b(""), OPEN, CreateMode.PERSISTENT);
