@@ -140,8 +140,7 @@ impl DoubleBarrier {
             match tokio::time::timeout_at(deadline.into(), &mut ready_w).await {
                 Ok(ev) if ev.is_session_end() => return Err(Error::SessionExpired),
                 Ok(_) => {
-                    let (s, w) =
-                        retry(&self.client, || self.client.exists_w(&ready_path)).await?;
+                    let (s, w) = retry(&self.client, || self.client.exists_w(&ready_path)).await?;
                     if s.is_some() {
                         return Ok(true);
                     }

@@ -30,7 +30,9 @@ fn decode(d: &[u8]) -> Result<i64> {
             a.copy_from_slice(d);
             Ok(i64::from_be_bytes(a))
         }
-        n => Err(Error::Protocol(format!("counter node holds {n} bytes, expected 8"))),
+        n => Err(Error::Protocol(format!(
+            "counter node holds {n} bytes, expected 8"
+        ))),
     }
 }
 
@@ -40,7 +42,12 @@ impl SharedCounter {
         let parent = corral_client::connect_string::parent(path);
         client.create_all(parent, b"", &acls::open()).await?;
         match client
-            .create(path, &initial.to_be_bytes(), &acls::open(), CreateMode::Persistent)
+            .create(
+                path,
+                &initial.to_be_bytes(),
+                &acls::open(),
+                CreateMode::Persistent,
+            )
             .await
         {
             Ok(_) | Err(Error::NodeExists) => {}

@@ -119,7 +119,11 @@ async fn run_latch(
     stop: Arc<Notify>,
 ) -> Result<()> {
     let mut state = client.state_watcher();
-    let id = client.get_data(&path).await.map(|(d, _)| d).unwrap_or_default();
+    let id = client
+        .get_data(&path)
+        .await
+        .map(|(d, _)| d)
+        .unwrap_or_default();
     loop {
         let s = *state.borrow_and_update();
         if s.is_terminal() {

@@ -101,7 +101,9 @@ impl Mutex {
 
     async fn try_acquire_until(&mut self, deadline: Option<Instant>) -> Result<bool> {
         if self.node.is_some() {
-            return Err(Error::InvalidArgument("lock already held by this contender".into()));
+            return Err(Error::InvalidArgument(
+                "lock already held by this contender".into(),
+            ));
         }
         let guid = new_guid();
         let path = create_protected(
@@ -113,7 +115,15 @@ impl Mutex {
             CreateMode::EphemeralSequential,
         )
         .await?;
-        let r = wait_turn(&self.client, &self.dir, &path, self.kind, deadline, &self.wakeups).await;
+        let r = wait_turn(
+            &self.client,
+            &self.dir,
+            &path,
+            self.kind,
+            deadline,
+            &self.wakeups,
+        )
+        .await;
         match r {
             Ok(true) => {
                 self.node = Some(path);

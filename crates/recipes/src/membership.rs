@@ -119,7 +119,9 @@ impl GroupWatcher {
 
     /// The current member list; arms a watch for [`GroupWatcher::changed`].
     pub async fn members(&mut self) -> Result<Vec<String>> {
-        self.client.create_all(&self.dir, b"", &acls::open()).await?;
+        self.client
+            .create_all(&self.dir, b"", &acls::open())
+            .await?;
         let (mut kids, w) = self.client.get_children_w(&self.dir).await?;
         kids.sort();
         self.pending = Some(w);

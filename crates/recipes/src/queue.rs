@@ -59,7 +59,9 @@ impl DistributedQueue {
             .await
         {
             Err(Error::NoNode) => {
-                self.client.create_all(&self.dir, b"", &acls::open()).await?;
+                self.client
+                    .create_all(&self.dir, b"", &acls::open())
+                    .await?;
                 self.client
                     .create(&path, data, &acls::open(), CreateMode::PersistentSequential)
                     .await
@@ -105,10 +107,7 @@ impl DistributedQueue {
                 Err(e) => return Err(e),
             };
             let claim = join(&p, CLAIM_NODE);
-            let ops = [
-                Op::delete(&claim, ANY_VERSION),
-                Op::delete(&p, ANY_VERSION),
-            ];
+            let ops = [Op::delete(&claim, ANY_VERSION), Op::delete(&p, ANY_VERSION)];
             for _ in 0..crate::RETRY_ATTEMPTS_MAX {
                 match self.client.multi(&ops).await {
                     Ok(_) => return Ok(Some(data)),
@@ -133,7 +132,12 @@ impl DistributedQueue {
         for _ in 0..crate::RETRY_ATTEMPTS_MAX {
             match self
                 .client
-                .create(&claim, guid.as_bytes(), &acls::open(), CreateMode::Ephemeral)
+                .create(
+                    &claim,
+                    guid.as_bytes(),
+                    &acls::open(),
+                    CreateMode::Ephemeral,
+                )
                 .await
             {
                 Ok(_) => return Ok(true),
@@ -163,7 +167,9 @@ impl DistributedQueue {
             let w = match self.client.get_children_w(&self.dir).await {
                 Ok((_, w)) => w,
                 Err(Error::NoNode) => {
-                    self.client.create_all(&self.dir, b"", &acls::open()).await?;
+                    self.client
+                        .create_all(&self.dir, b"", &acls::open())
+                        .await?;
                     continue;
                 }
                 Err(e) if e.is_outcome_unknown() => continue,
@@ -197,11 +203,21 @@ mod tests {
 
     #[test]
     fn item_keys_order_by_priority_then_sequence() {
-        let mut v = ["q-100-0000000001", "q-005-0000000003", "q-100-0000000000", "junk"];
+        let mut v = [
+            "q-100-0000000001",
+            "q-005-0000000003",
+            "q-100-0000000000",
+            "junk",
+        ];
         v.sort_by_key(|k| item_key(k).unwrap_or((u8::MAX, i64::MAX)));
         assert_eq!(
             v,
-            ["q-005-0000000003", "q-100-0000000000", "q-100-0000000001", "junk"]
+            [
+                "q-005-0000000003",
+                "q-100-0000000000",
+                "q-100-0000000001",
+                "junk"
+            ]
         );
     }
 }

@@ -75,9 +75,17 @@ async fn waiters_acquire_in_order_one_wakeup_each() {
         total += w;
     }
     assert_eq!(total, 5);
-    assert_eq!(*order.lock().unwrap(), vec![1, 2, 3, 4, 5], "FIFO hand-over");
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec![1, 2, 3, 4, 5],
+        "FIFO hand-over"
+    );
     assert_eq!(violations.load(Ordering::SeqCst), 0, "two holders at once");
-    assert_eq!(Mutex::queue_len(&cs[0], dir).await.unwrap(), 0, "no leaked nodes");
+    assert_eq!(
+        Mutex::queue_len(&cs[0], dir).await.unwrap(),
+        0,
+        "no leaked nodes"
+    );
     for c in cs {
         c.close().await.unwrap();
     }
@@ -164,7 +172,11 @@ async fn lock_survives_connection_loss_without_leaking() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(Mutex::queue_len(&setup[0], "/l").await.unwrap(), 1, "one node, not two");
+    assert_eq!(
+        Mutex::queue_len(&setup[0], "/l").await.unwrap(),
+        1,
+        "one node, not two"
+    );
 
     // A waiter keeps its place (and its watch) across a connection loss.
     let waiting = tokio::spawn({
@@ -187,10 +199,17 @@ async fn lock_survives_connection_loss_without_leaking() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished());
     ma.release().await.unwrap();
-    let mut mb = within(20, "waiter acquires", waiting).await.unwrap().unwrap();
+    let mut mb = within(20, "waiter acquires", waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(mb.wakeups() >= 1);
     mb.release().await.unwrap();
-    assert_eq!(Mutex::queue_len(&setup[0], "/l").await.unwrap(), 0, "no leak");
+    assert_eq!(
+        Mutex::queue_len(&setup[0], "/l").await.unwrap(),
+        0,
+        "no leak"
+    );
     for c in [a, b, setup[0].clone()] {
         c.close().await.unwrap();
     }
@@ -234,13 +253,22 @@ async fn read_write_lock_shares_reads_and_serialises_writes() {
     assert!(!late_reader.is_finished());
     r1.release().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!writer.is_finished(), "writer must wait for the second reader");
+    assert!(
+        !writer.is_finished(),
+        "writer must wait for the second reader"
+    );
     r2.release().await.unwrap();
     let mut w = within(10, "writer", writer).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!late_reader.is_finished(), "reader waits for the writer ahead of it");
+    assert!(
+        !late_reader.is_finished(),
+        "reader waits for the writer ahead of it"
+    );
     w.release().await.unwrap();
-    let mut r3 = within(10, "late reader", late_reader).await.unwrap().unwrap();
+    let mut r3 = within(10, "late reader", late_reader)
+        .await
+        .unwrap()
+        .unwrap();
     // The late reader watched only the writer: one wake-up.
     assert_eq!(r3.wakeups(), 1);
     r3.release().await.unwrap();

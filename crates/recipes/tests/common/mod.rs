@@ -31,7 +31,12 @@ pub fn opts() -> ClientOptions {
 pub async fn clients(cs: &str, ns: &str, n: usize) -> Vec<Client> {
     let root = opts().connect(cs).await.expect("connect");
     match root
-        .create(&format!("/{ns}"), b"", &acls::open(), CreateMode::Persistent)
+        .create(
+            &format!("/{ns}"),
+            b"",
+            &acls::open(),
+            CreateMode::Persistent,
+        )
         .await
     {
         Ok(_) | Err(corral_client::Error::NodeExists) => {}
