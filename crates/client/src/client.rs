@@ -3,7 +3,7 @@
 //!
 //! Owns: argument validation, chroot application to request paths and stripping from reply
 //! paths, building proto requests, turning proto responses into typed results, and request
-//! deadlines. Everything stateful lives in the driver task ([`crate::driver`]) and its
+//! deadlines. Everything stateful lives in the driver task (`crate::driver`) and its
 //! [`crate::core::Core`]; a `Client` is a cheap clone of a channel sender plus watch receivers.
 //!
 //! Invariant: every path that leaves this module for the server went through

@@ -6,7 +6,7 @@
 //! password / negotiated timeout / lastZxidSeen, and the session state machine
 //! (Connecting → Connected ⇄ Disconnected → Expired | Closed | AuthFailed).
 //!
-//! Driven by the tokio driver ([`crate::driver`]) through: [`Core::handshake_frame`] when a
+//! Driven by the tokio driver (`crate::driver`) through: [`Core::handshake_frame`] when a
 //! TCP connection is up, [`Core::on_handshake`] with the first frame from the server,
 //! [`Core::on_frame`] for every later frame, [`Core::submit`] for requests,
 //! [`Core::on_connection_lost`] when the socket dies and [`Core::tick`] when

@@ -2,7 +2,7 @@
 //! ZooKeeper 3.5+).
 //!
 //! Shape: a sans-IO session core ([`core`]: xids, in-flight FIFO, watch registry, session
-//! state machine) driven by one tokio task ([`driver`]: socket, timers, host rotation), and
+//! state machine) driven by one tokio task (`driver`: socket, timers, host rotation), and
 //! cheap [`Client`] handles that talk to the task over channels ([`client`]).
 //!
 //! ```no_run
@@ -23,6 +23,20 @@
 //! reconnect to another server on the same session every live watch is re-armed with
 //! setWatches/setWatches2 (so changes made while disconnected fire on arrival); on expiry
 //! every watch gets a final event with state Expired.
+//!
+//! Not implemented: SASL/Kerberos auth (digest and other packet schemes work through
+//! [`Client::add_auth`]), probing for a read-write server while connected to a read-only one
+//! (the client accepts read-only servers with [`ClientOptions::can_be_read_only`] and stays
+//! until the connection drops), and client-side expiry while no server is reachable (as in
+//! the Java client, only a server can declare the session expired).
+//!
+//! # Testing
+//!
+//! The integration tests (here and in `corral-recipes`) start a real server process through
+//! [`testing::TestServer`] (feature `testing`). `CORRAL_TEST_TARGET=zookeeper` (the default)
+//! runs Apache ZooKeeper 3.8 from Debian's `zookeeper` package;
+//! `CORRAL_TEST_TARGET=corral` runs `target/release/corral server --config <zoo.cfg>` (or
+//! `$CORRAL_BIN`). A missing server is a test failure with the install hint, never a skip.
 
 pub mod client;
 pub mod connect_string;
