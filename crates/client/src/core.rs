@@ -1340,6 +1340,39 @@ mod tests {
     }
 
     #[test]
+    fn dropped_watchers_are_not_rearmed_and_removal_notifies() {
+        let mut c = core();
+        let now = Instant::now();
+        c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
+        let (keep_tx, mut keep_rx) = oneshot::channel();
+        let (drop_tx, drop_rx) = oneshot::channel();
+        let (o1, _r1) = get_data("/app/keep", Some(keep_tx));
+        let (o2, _r2) = get_data("/app/gone", Some(drop_tx));
+        c.submit(o1, now);
+        c.submit(o2, now);
+        c.on_frame(reply(1, 2, 0, Some(data_body())), now).unwrap();
+        c.on_frame(reply(2, 2, 0, Some(data_body())), now).unwrap();
+        drop(drop_rx); // the application dropped its WatchFuture
+        c.take_outgoing();
+        c.on_connection_lost();
+        c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
+        let frames = c.take_outgoing();
+        match Request::decode(101, &mut Reader::new(frames[0].slice(12..))).unwrap() {
+            Request::SetWatches(sw) => assert_eq!(sw.data_watches, vec!["/app/keep".to_string()]),
+            other => panic!("{other:?}"),
+        }
+        c.on_frame(reply(-8, 2, 0, None), now).unwrap();
+        assert!(c.remove_local_watches("/app/keep", WatcherType::Data));
+        let ev = keep_rx.try_recv().unwrap();
+        assert_eq!(
+            (ev.event_type, ev.path.as_str()),
+            (EventType::DataWatchRemoved, "/keep")
+        );
+        assert!(!c.remove_local_watches("/app/keep", WatcherType::Data));
+        c.check_invariants();
+    }
+
+    #[test]
     fn set_watches_batches_stay_under_limit() {
         let mut reg = WatchRegistry::default();
         let mut keep = Vec::new();
