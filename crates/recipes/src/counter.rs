@@ -4,10 +4,11 @@
 //! Owns: one node whose data is the value as an 8-byte big-endian i64 (empty data reads as 0).
 //!
 //! Guarantee: no lost update: [`SharedCounter::add`] reads value and version, writes with
-//! `setData(version)` and retries on BadVersion, so concurrent adds all count. An add whose
-//! reply was lost is re-checked: the write is retried only if the version did not move, so
-//! it is not applied twice by this client... unless another writer moved it meanwhile, in
-//! which case the outcome is reported as [`Error::ConnectionLoss`] rather than guessed.
+//! `setData(version)` and retries on BadVersion, so concurrent adds all count. When the
+//! reply of a write is lost, the counter is read again: an unchanged version means the write
+//! was not applied and it is retried; a version moved by exactly one that holds our value is
+//! taken as our write; anything else is reported as [`Error::ConnectionLoss`] rather than
+//! guessed (the add may or may not have happened).
 
 use corral_client::{acls, Client, CreateMode, Error, Result};
 use std::time::Duration;
