@@ -142,6 +142,16 @@ enum CreateOp {
     Ttl,
 }
 
+/// `String.format("%010d", cversion)`: zero-padded to 10 characters including the sign.
+///
+/// The stored cversion only moves forward in apply (`parentCVersion > cversion`), so once
+/// it reaches `i32::MAX` it stays there and later sequential creates under that parent get
+/// the same name (NodeExists), exactly as in ZooKeeper 3.8; a negative suffix only appears
+/// for a negative stored cversion (e.g. from a snapshot).
+pub(crate) fn sequential_suffix(cversion: i32) -> String {
+    format!("{cversion:010}")
+}
+
 fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
     if expected != -1 && expected != current {
         return Err(ErrorCode::BadVersion);
@@ -227,7 +237,7 @@ impl Prep<'_> {
         self.allowed(&parent.acl, need::CREATE)?;
         let mut node_path = req.path.clone();
         if mode.is_sequential() {
-            node_path.push_str(&format!("{:010}", parent.cversion));
+            node_path.push_str(&sequential_suffix(parent.cversion));
         }
         validate_path(&node_path)?;
         if view.rec(&node_path).is_some() {
@@ -456,6 +466,29 @@ impl Prep<'_> {
             }
         }
         Txn::Multi(txns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_is_java_percent_010d() {
+        assert_eq!(sequential_suffix(0), "0000000000");
+        assert_eq!(sequential_suffix(42), "0000000042");
+        assert_eq!(sequential_suffix(i32::MAX), "2147483647");
+        assert_eq!(sequential_suffix(-1), "-000000001");
+        assert_eq!(sequential_suffix(i32::MIN), "-2147483648");
+    }
+
+    #[test]
+    fn version_check_wraps() {
+        assert_eq!(check_version(3, -1), Ok(4));
+        assert_eq!(check_version(3, 3), Ok(4));
+        assert_eq!(check_version(3, 2), Err(ErrorCode::BadVersion));
+        assert_eq!(check_version(i32::MAX, i32::MAX), Ok(i32::MIN));
+        assert_eq!(check_version(-1, -1), Ok(0));
     }
 }
 

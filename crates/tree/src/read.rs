@@ -12,10 +12,7 @@
 use crate::acl::{self, need};
 use crate::path::{self, java_trim};
 use crate::tree::DataTree;
-use crate::watch::{
-    CHILD_ALL, CHILD_STANDARD, DATA_ALL, DATA_PERSISTENT, DATA_RECURSIVE, DATA_STANDARD,
-    PERSISTENT, RECURSIVE,
-};
+use crate::watch::{CHILD_ALL, CHILD_STANDARD, DATA_ALL, DATA_STANDARD, PERSISTENT, RECURSIVE};
 use crate::{Caller, WatchNotification};
 use corral_proto::request::{PathType, PathWatch, SetWatches};
 use corral_proto::{ErrorCode, EventType, Id, MultiResult, Request, Response, WatcherType};
@@ -255,17 +252,18 @@ impl DataTree {
     }
 
     /// The watch bits a checkWatches / removeWatches type covers: 3.8's Children / Data /
-    /// Any cover the whole table whatever the mode; 3.9's Persistent / PersistentRecursive
-    /// are supported too (3.8 answers them MarshallingError).
+    /// Any cover the whole table whatever the mode. 3.9's Persistent (4) and
+    /// PersistentRecursive (5) are answered MarshallingError, as 3.8 does: corral reports
+    /// itself as 3.8, and a client that sees 3.8 must get 3.8's answers.
     fn watcher_type_mask(kind: i32) -> Result<(u8, u8), ErrorCode> {
         // (bits that count as "has a watch", bits removed)
         match WatcherType::from_i32(kind) {
             Some(WatcherType::Children) => Ok((CHILD_ALL, CHILD_ALL)),
             Some(WatcherType::Data) => Ok((DATA_ALL, DATA_ALL)),
             Some(WatcherType::Any) => Ok((DATA_ALL | CHILD_ALL, DATA_ALL | CHILD_ALL)),
-            Some(WatcherType::Persistent) => Ok((DATA_PERSISTENT, PERSISTENT)),
-            Some(WatcherType::PersistentRecursive) => Ok((DATA_RECURSIVE, RECURSIVE)),
-            None => Err(ErrorCode::MarshallingError),
+            Some(WatcherType::Persistent | WatcherType::PersistentRecursive) | None => {
+                Err(ErrorCode::MarshallingError)
+            }
         }
     }
 
