@@ -469,29 +469,6 @@ impl Prep<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suffix_is_java_percent_010d() {
-        assert_eq!(sequential_suffix(0), "0000000000");
-        assert_eq!(sequential_suffix(42), "0000000042");
-        assert_eq!(sequential_suffix(i32::MAX), "2147483647");
-        assert_eq!(sequential_suffix(-1), "-000000001");
-        assert_eq!(sequential_suffix(i32::MIN), "-2147483648");
-    }
-
-    #[test]
-    fn version_check_wraps() {
-        assert_eq!(check_version(3, -1), Ok(4));
-        assert_eq!(check_version(3, 3), Ok(4));
-        assert_eq!(check_version(3, 2), Err(ErrorCode::BadVersion));
-        assert_eq!(check_version(i32::MAX, i32::MAX), Ok(i32::MIN));
-        assert_eq!(check_version(-1, -1), Ok(0));
-    }
-}
-
 impl DataTree {
     /// PrepRequestProcessor for a write request: validates it against the current tree
     /// and returns the txn to log and apply. Failures are error txns (they consume a zxid
@@ -543,5 +520,28 @@ impl DataTree {
             data: Some(config),
             version: -1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_is_java_percent_010d() {
+        assert_eq!(sequential_suffix(0), "0000000000");
+        assert_eq!(sequential_suffix(42), "0000000042");
+        assert_eq!(sequential_suffix(i32::MAX), "2147483647");
+        assert_eq!(sequential_suffix(-1), "-000000001");
+        assert_eq!(sequential_suffix(i32::MIN), "-2147483648");
+    }
+
+    #[test]
+    fn version_check_wraps() {
+        assert_eq!(check_version(3, -1), Ok(4));
+        assert_eq!(check_version(3, 3), Ok(4));
+        assert_eq!(check_version(3, 2), Err(ErrorCode::BadVersion));
+        assert_eq!(check_version(i32::MAX, i32::MAX), Ok(i32::MIN));
+        assert_eq!(check_version(-1, -1), Ok(0));
     }
 }
