@@ -949,7 +949,7 @@ fn ctxn(path: &str, parent_cversion: i32) -> Txn {
 #[test]
 fn replay_is_idempotent_and_silent() {
     let mut t = DataTree::new(TreeConfig::default());
-    let log = vec![
+    let log = [
         ctxn("/a", 1),
         ctxn("/a/b", 1),
         Txn::Delete {
