@@ -8,7 +8,9 @@
 //!   ZooKeeper prints them, including the jute `toString` forms such as `'/path` and the
 //!   line break inside ACL lists), then `EOF reached after N txns.`
 //! * [`dump_snapshot`] — `SnapshotFormatter`: `ZNode Details (count=N):`, a block per node
-//!   in depth-first order, session details, `Last zxid: 0x…`.
+//!   in depth-first order (children in the order Java's `HashSet` yields them after
+//!   loading, so the output matches ZooKeeper's byte for byte), session details,
+//!   `Last zxid: 0x…`.
 //!
 //! Differences, on purpose: times are always printed in UTC (ZooKeeper uses the JVM's
 //! zone and locale); sub-txns of a multi are printed decoded (`create:/a,…;setData:…`)
@@ -259,13 +261,14 @@ pub fn txn_text(txn: &Txn) -> String {
         }
         Txn::Check { path, version } => format!("{},{version}\n", jute_escape(path)),
         Txn::Error(e) => format!("{}\n", e.code()),
+        // One line per txn: the sub-txns' own line breaks are dropped.
         Txn::Multi(txns) => txns
             .iter()
             .map(|t| {
                 format!(
                     "{}:{}",
                     op_name(t.op().code()),
-                    txn_text(t).trim_end_matches('\n')
+                    txn_text(t).replace('\n', "")
                 )
             })
             .collect::<Vec<_>>()
@@ -351,7 +354,11 @@ struct OrderedSink {
 }
 
 impl SnapshotSink for OrderedSink {
-    fn session(&mut self, id: i64, timeout: i32) -> std::result::Result<(), crate::error::BoxError> {
+    fn session(
+        &mut self,
+        id: i64,
+        timeout: i32,
+    ) -> std::result::Result<(), crate::error::BoxError> {
         self.sessions.push((id, timeout));
         Ok(())
     }
@@ -380,6 +387,30 @@ impl SnapshotSink for OrderedSink {
     }
 }
 
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// Orders child names as a `HashSet<String>` built by `new HashSet<>(8)` and filled in
+/// `names` order iterates them: by bucket of the final table (capacity doubling from 8
+/// while the size exceeds 3/4 of it), insertion order within a bucket. This is the order
+/// ZooKeeper's `SnapshotFormatter` walks a freshly deserialized tree in.
+fn java_hash_set_order(names: &[&str]) -> Vec<usize> {
+    let mut cap = 8usize;
+    while names.len() > cap / 4 * 3 {
+        cap *= 2;
+    }
+    let mut idx: Vec<usize> = (0..names.len()).collect();
+    idx.sort_by_key(|&i| {
+        let h = java_string_hash(names[i]);
+        let spread = h ^ ((h as u32) >> 16) as i32;
+        (spread as u32 as usize) & (cap - 1)
+    });
+    idx
+}
+
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 fn base64(data: &[u8]) -> String {
@@ -403,7 +434,11 @@ fn base64(data: &[u8]) -> String {
 }
 
 /// Dumps a snapshot in `SnapshotFormatter`'s layout.
-pub fn dump_snapshot(fs: &dyn FileSystem, path: &Path, opts: SnapshotDumpOptions) -> Result<String> {
+pub fn dump_snapshot(
+    fs: &dyn FileSystem,
+    path: &Path,
+    opts: SnapshotDumpOptions,
+) -> Result<String> {
     let mut sink = OrderedSink::default();
     let info = snapshot::read_snapshot(fs, path, &mut sink)?;
     let mut out = String::new();
@@ -437,7 +472,16 @@ pub fn dump_snapshot(fs: &dyn FileSystem, path: &Path, opts: SnapshotDumpOptions
                     n.data.as_ref().map_or(0, |d| d.len())
                 );
             }
-            stack.extend(sink.children[i].iter().rev());
+            let kids = &sink.children[i];
+            let names: Vec<&str> = kids
+                .iter()
+                .map(|&k| {
+                    let p = &sink.nodes[k].path;
+                    p.rsplit('/').next().unwrap_or(p)
+                })
+                .collect();
+            let order = java_hash_set_order(&names);
+            stack.extend(order.iter().rev().map(|&o| kids[o]));
         }
     }
     let _ = writeln!(out, "----");
@@ -512,7 +556,9 @@ pub fn verify_dir(fs: Arc<dyn FileSystem>, dirs: &DataDirs) -> Result<VerifyRepo
             let from = plan
                 .snapshot
                 .as_ref()
-                .map_or("the initial tree".to_string(), |s| s.path.display().to_string());
+                .map_or("the initial tree".to_string(), |s| {
+                    s.path.display().to_string()
+                });
             let _ = writeln!(
                 text,
                 "recovery: load {from}, replay {} txns from {} log files, reach zxid {}",
@@ -541,9 +587,22 @@ mod tests {
     fn dates_match_java() {
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date(1_795_308_955_000), "Sun Nov 22 00:55:55 UTC 2026");
-        assert_eq!(java_short_long_date(1_795_308_955_000), "11/22/26, 12:55:55 AM UTC");
+        assert_eq!(
+            java_short_long_date(1_795_308_955_000),
+            "11/22/26, 12:55:55 AM UTC"
+        );
         assert_eq!(java_short_long_date(43_200_000), "1/1/70, 12:00:00 PM UTC");
         assert_eq!(java_date(-1), "Wed Dec 31 23:59:59 UTC 1969");
+    }
+
+    #[test]
+    fn java_hashes() {
+        assert_eq!(java_string_hash(""), 0);
+        // Values from Java's "zookeeper".hashCode() and "\u00fcn\u00ef".hashCode().
+        assert_eq!(java_string_hash("zookeeper"), 1_600_681_804);
+        assert_eq!(java_string_hash("\u{fc}n\u{ef}"), 245_821);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("ab"), 97 * 31 + 98);
     }
 
     #[test]

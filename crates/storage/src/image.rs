@@ -58,7 +58,8 @@ impl SnapshotImage {
             digest: Some(ZxidDigest::EMPTY),
             ..SnapshotImage::default()
         };
-        img.acls.insert(1, vec![Acl::new(perms::READ, "world", "anyone")]);
+        img.acls
+            .insert(1, vec![Acl::new(perms::READ, "world", "anyone")]);
         let empty = || ImageNode {
             data: Some(Bytes::new()),
             acl_id: OPEN_ACL_UNSAFE_ID,
@@ -244,14 +245,7 @@ impl SnapshotSink for SnapshotImage {
         if self.nodes.contains_key(&path) {
             return Err(format!("node {path:?} appears twice").into());
         }
-        self.nodes.insert(
-            path,
-            ImageNode {
-                data,
-                acl_id,
-                stat,
-            },
-        );
+        self.nodes.insert(path, ImageNode { data, acl_id, stat });
         Ok(())
     }
     fn digest(&mut self, digest: ZxidDigest) -> Result<(), BoxError> {

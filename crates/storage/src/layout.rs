@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(exact_zxid("log.", LOG_PREFIX), None);
         assert_eq!(exact_zxid("log.-1", LOG_PREFIX), None);
         assert_eq!(exact_zxid("snapshot.1f", LOG_PREFIX), None);
-        assert_eq!(zxid_from_name("snapshot.1f.tmp", SNAPSHOT_PREFIX), Some(0x1f));
+        assert_eq!(
+            zxid_from_name("snapshot.1f.tmp", SNAPSHOT_PREFIX),
+            Some(0x1f)
+        );
         assert_eq!(zxid_from_name("snapshotx.1f", SNAPSHOT_PREFIX), None);
     }
 

@@ -294,7 +294,10 @@ impl LogFileReader {
                     self.end = Some(LogEnd::Clean { offset: off });
                     Ok(None)
                 } else {
-                    self.damaged(off, "end-of-data marker (zero length) followed by data".into())
+                    self.damaged(
+                        off,
+                        "end-of-data marker (zero length) followed by data".into(),
+                    )
                 }
             }
             Probe::Bad(reason) => self.damaged(off, reason),
@@ -1018,10 +1021,7 @@ pub fn truncate_log(fs: &dyn FileSystem, log_dir: &Path, zxid: i64) -> Result<Tr
         return Err(StorageError::CannotTruncate {
             dir: log_dir.to_path_buf(),
             zxid: Zxid(zxid),
-            reason: format!(
-                "the oldest log {} starts after it",
-                logs[0].path.display()
-            ),
+            reason: format!("the oldest log {} starts after it", logs[0].path.display()),
         });
     };
     let target = &logs[idx];

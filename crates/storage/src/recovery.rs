@@ -128,16 +128,22 @@ impl RecoveryPlan {
     }
 }
 
-/// Walks the logs from `after` to their end, returning the iterator at its end and the
-/// count of entries yielded.
-fn walk(fs: &Arc<dyn FileSystem>, files: Vec<NamedFile>, after: i64) -> Result<(LogIter, u64)> {
+/// Walks the logs from `after` to their end: the iterator where it stopped, the count of
+/// entries yielded, and the error that stopped it early.
+fn walk(
+    fs: &Arc<dyn FileSystem>,
+    files: Vec<NamedFile>,
+    after: i64,
+) -> (LogIter, u64, Option<StorageError>) {
     let mut it = LogIter::over_files(fs.clone(), files, after, true);
     let mut n = 0u64;
     for r in it.by_ref() {
-        r?;
-        n += 1;
+        match r {
+            Ok(_) => n += 1,
+            Err(e) => return (it, n, Some(e)),
+        }
     }
-    Ok((it, n))
+    (it, n, None)
 }
 
 /// The first record in any of `logs`.
@@ -228,8 +234,23 @@ pub fn plan_recovery(
         },
     };
     let files = layout::logs_from(&logs, after).to_vec();
-    let (it, entry_count) = walk(&fs, files, after)?;
+    let (it, entry_count, failure) = walk(&fs, files, after);
     let reached = it.last_zxid().unwrap_or(after);
+    if let Some(e) = failure {
+        // Logs that break off before the damaged snapshot's zxid make the snapshot the
+        // thing that cannot be replaced; logs that break off later are the problem.
+        return Err(match damaged.first() {
+            Some(newest) if reached < newest.zxid && e.is_corruption() => {
+                tracing::error!("falling back from {} failed: {e}", newest.path.display());
+                StorageError::SnapshotUnrecoverable {
+                    snapshot: newest.path.clone(),
+                    cause: Box::new(newest.reason.clone()),
+                    reached: Zxid(reached),
+                }
+            }
+            _ => e,
+        });
+    }
     if let Some(newest) = damaged.first() {
         if reached < newest.zxid {
             return Err(StorageError::SnapshotUnrecoverable {
@@ -241,9 +262,10 @@ pub fn plan_recovery(
         tracing::warn!(
             "snapshot {} is damaged; recovering from {} and the txn logs instead (they reach {})",
             newest.path.display(),
-            chosen
-                .as_ref()
-                .map_or("the initial tree".to_string(), |c| c.path.display().to_string()),
+            chosen.as_ref().map_or("the initial tree".to_string(), |c| c
+                .path
+                .display()
+                .to_string()),
             Zxid(reached)
         );
     }

@@ -35,7 +35,10 @@ pub fn purge(fs: &dyn FileSystem, dirs: &DataDirs, retain: usize) -> Result<Purg
         )));
     }
     let mut out = PurgeOutcome::default();
-    for s in layout::list_snapshots(fs, &dirs.snap_dir)?.into_iter().rev() {
+    for s in layout::list_snapshots(fs, &dirs.snap_dir)?
+        .into_iter()
+        .rev()
+    {
         if out.kept_snapshots.len() == retain {
             break;
         }

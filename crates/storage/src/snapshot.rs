@@ -545,7 +545,10 @@ pub fn read_snapshot(
     }
     if r.c.remaining() > 0 {
         let off = r.c.position();
-        return Err(r.corrupt(off, format!("{} unexpected trailing bytes", r.c.remaining())));
+        return Err(r.corrupt(
+            off,
+            format!("{} unexpected trailing bytes", r.c.remaining()),
+        ));
     }
     Ok(SnapshotInfo {
         path: path.to_path_buf(),

@@ -97,7 +97,8 @@ impl SnapTrigger {
 
     /// The current thresholds: (txns, bytes); bytes is `None` when the size rule is off.
     pub fn thresholds(&self) -> (u64, Option<u64>) {
-        let size = (self.cfg.snap_size_bytes > 0).then(|| self.cfg.snap_size_bytes / 2 + self.rand_size);
+        let size =
+            (self.cfg.snap_size_bytes > 0).then(|| self.cfg.snap_size_bytes / 2 + self.rand_size);
         (self.cfg.snap_count / 2 + self.rand_roll, size)
     }
 
