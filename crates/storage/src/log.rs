@@ -237,6 +237,15 @@ impl LogFileReader {
             });
         }
         let h = FileHeader::from_bytes(&hb);
+        if h.magic != LOG_MAGIC && is_torn_header(&hb) && zeros_from(&*r.file, &r.path, 16)? {
+            // The first write of the file (header and first records) was torn inside the
+            // header: nothing in this file was ever synced.
+            r.end = Some(LogEnd::Torn {
+                offset: 0,
+                reason: "partially written log header".into(),
+            });
+            return Ok(r);
+        }
         if h.magic != LOG_MAGIC {
             return Err(StorageError::CorruptLog {
                 file: r.path.to_path_buf(),
@@ -318,6 +327,13 @@ impl LogFileReader {
         });
         Ok(None)
     }
+}
+
+/// Whether `hb` is a proper prefix of a log header followed by zeros.
+fn is_torn_header(hb: &[u8; 16]) -> bool {
+    let want = FileHeader::log().to_bytes();
+    let keep = hb.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    keep < want.len() && hb[..keep] == want[..keep]
 }
 
 /// Decodes the record at `off`, if it is one.
