@@ -29,6 +29,8 @@ pub struct Harness {
     /// Every notification fired so far, in order.
     pub events: Vec<WatchNotification>,
     pub last_txn: Option<Txn>,
+    /// Every txn applied, with its header (a txn log).
+    pub log: Vec<(TxnHeader, Txn)>,
 }
 
 impl Default for Harness {
@@ -45,6 +47,7 @@ impl Harness {
             time: T0,
             events: Vec::new(),
             last_txn: None,
+            log: Vec::new(),
         }
     }
 
@@ -66,6 +69,7 @@ impl Harness {
             op: txn.op().code(),
         };
         let applied = self.tree.apply(&hdr, txn);
+        self.log.push((hdr, txn.clone()));
         self.events.extend(applied.notifications.iter().cloned());
         applied
     }
