@@ -165,6 +165,24 @@ class Generator:
         # there: wrong-password attempts avoid these slots.
         self.tainted: set[int] = set()
         self.next_slot = 0
+        # Watch families each (slot, path) has registered: "d" data one-shot (getData,
+        # exists), "c" child one-shot (getChildren), "p" persistent, "r" recursive.
+        # ZooKeeper 3.8.0 keeps one mode per (connection, path, table) and a later
+        # registration silently replaces an earlier one of another mode (fixed upstream
+        # by ZOOKEEPER-4466; corral follows the fix). The generator never mixes
+        # conflicting families on one (slot, path), so that known bug stays out of the
+        # comparison while every family is still exercised.
+        self.watch_families: dict[tuple[int, str], set[str]] = {}
+
+    _CONFLICTS = {"d": {"p", "r"}, "c": {"p", "r"}, "p": {"d", "c", "r"}, "r": {"d", "c", "p"}}
+
+    def may_watch(self, slot: int, path: str, family: str) -> bool:
+        """Registers `family` for (slot, path) unless it conflicts; returns whether it may."""
+        have = self.watch_families.setdefault((slot, path), set())
+        if have & self._CONFLICTS[family]:
+            return False
+        have.add(family)
+        return True
 
     # -- paths ------------------------------------------------------------
 
@@ -318,6 +336,8 @@ class Generator:
             opcode = {"getData": Op.GET_DATA, "exists": Op.EXISTS,
                       "getChildren": r.choice([Op.GET_CHILDREN, Op.GET_CHILDREN2])}[kind]
             path, watch = self.path(), r.random() < 0.75
+            family = "c" if kind == "getChildren" else "d"
+            watch = watch and self.may_watch(slot, path, family)
             body = zkwire.path_watch_body(path, watch)
             desc = f"{zkwire.OP_NAMES[opcode]} {path!r} watch={watch}"
         elif kind == "getACL":
@@ -343,10 +363,19 @@ class Generator:
         elif kind == "addWatch":
             path = r.choice(["/", "/d", "/e", self.path(), self.path()])
             mode = r.choices([0, 1, 2, -1], weights=[10, 10, 1, 1])[0]
+            if mode in (0, 1) and not self.may_watch(slot, path, "pr"[mode]):
+                other = 1 - mode
+                mode = other if self.may_watch(slot, path, "pr"[other]) else 2
             opcode, body = Op.ADD_WATCH, zkwire.path_int_body(path, mode)
             desc = f"addWatch {path!r} mode={mode}"
         elif kind in ("removeWatches", "checkWatches"):
             path = self.path()
+            if kind == "checkWatches" and "/" not in path:
+                # 3.8 walks a path's parents here whenever its recursive-watch counter is
+                # non-zero, and that walk throws on a path without '/'. The counter can
+                # leak in 3.8 (it is not kept in step with the tables), so the answer
+                # depends on hidden state: keep such paths out of the comparison.
+                path = "/" + path
             wtype = r.choices([1, 2, 3, 4, 5, 0], weights=[5, 5, 5, 1, 1, 1])[0]
             opcode = Op.REMOVE_WATCHES if kind == "removeWatches" else Op.CHECK_WATCHES
             body = zkwire.path_int_body(path, wtype)
@@ -393,6 +422,9 @@ class Generator:
 
         v2 = r.random() < 0.5
         lists = [paths(), paths(), paths()] + ([paths(), paths()] if v2 else [])
+        families = ["d", "d", "c", "p", "r"]
+        lists = [[p for p in lst if self.may_watch(slot, p, families[i])]
+                 for i, lst in enumerate(lists)]
         zxid = r.choice(["zero", "latest", "random"])
         name = "setWatches2" if v2 else "setWatches"
         return DiffOp("set_watches", slot, f"s{slot} {name} rel={zxid} {lists}",

@@ -22,8 +22,9 @@ use crate::session::{session_password, SessionTracker};
 use bytes::Bytes;
 use corral_proto::opcode::{XID_AUTH, XID_NOTIFICATION, XID_PING, XID_SET_WATCHES};
 use corral_proto::{
-    ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, Record, ReplyHeader,
-    Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader, WatcherEvent, Writer,
+    ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, OpCode, Record,
+    ReplyHeader, Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader,
+    WatcherEvent, Writer,
 };
 use corral_tree::{Caller, DataTree, WatchNotification};
 use std::collections::HashMap;
@@ -199,6 +200,15 @@ impl Node {
             id
         } else {
             let id = req.session_id;
+            // Any other connection of this session is closed before the password is even
+            // checked, as ZooKeeper's processConnectRequest does; its watches go with it
+            // (a client re-arms them with setWatches).
+            if let Some(old) = self.session_owner.get(&id).copied() {
+                if old != conn {
+                    self.drop_connection(old);
+                    out.push(Output::Close { conn: old });
+                }
+            }
             let password_ok = req.passwd.as_ref() == session_password(id);
             if !password_ok || !self.sessions.is_live(id) || !self.tree.session_exists(id) {
                 send_frame(out, conn, |w| {
@@ -208,14 +218,6 @@ impl Node {
                 return;
             }
             self.sessions.set_timeout(id, timeout_ms, now.mono_ms);
-            if let Some(old) = self.session_owner.get(&id).copied() {
-                if old != conn {
-                    // The session moved to this connection: the old one is closed, and its
-                    // watches go with it (the client re-arms them with setWatches).
-                    self.drop_connection(old);
-                    out.push(Output::Close { conn: old });
-                }
-            }
             id
         };
         self.conns.insert(
@@ -272,12 +274,17 @@ impl Node {
                 out.push(Output::Close { conn });
                 return;
             }
-            Err(RequestError::BadMulti(code)) => {
+            Err(RequestError::BadMulti(code)) if op == OpCode::Multi.code() => {
                 // ZooKeeper fails such a multi in prep: it is logged as an error txn.
-                let hdr = self.next_header(session_id, xid, now, op);
+                let hdr = self.next_header(session_id, xid, now, OpCode::Error.code());
                 let zxid = hdr.zxid;
                 let _ = self.commit(hdr, Txn::Error(code), out);
                 self.reply_err_zxid(out, conn, xid, zxid, code);
+                return;
+            }
+            Err(RequestError::BadMulti(code)) => {
+                // A multiRead is a read: refused without a txn.
+                self.reply_err(out, conn, xid, code);
                 return;
             }
             Err(RequestError::Malformed(_)) => {

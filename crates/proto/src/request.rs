@@ -515,7 +515,7 @@ fn decode_multi(r: &mut Reader, read_kind: bool) -> Result<Vec<Request>, Request
                 if read_kind {
                     return Err(RequestError::BadMulti(ErrorCode::MarshallingError));
                 }
-                Request::decode(c.code(), r)?
+                multi_create_by_flags(Request::decode(c.code(), r)?)
             }
             Some(c @ (OpCode::GetData | OpCode::GetChildren)) => {
                 if !read_kind {
@@ -531,5 +531,34 @@ fn decode_multi(r: &mut Reader, read_kind: bool) -> Result<Vec<Request>, Request
             }
         };
         ops.push(op);
+    }
+}
+
+/// Inside a multi, ZooKeeper 3.8 rebuilds every create sub-op from its flags
+/// (`MultiOperationRecord` -> `Op.create`), ignoring the sub-header's opcode: container
+/// flags make a createContainer, TTL flags a createTTL, anything else (invalid flags
+/// included, which prep then rejects) a plain create whose result carries the path only.
+/// So `create2` in a multi answers like `create`, and `createTTL` with plain flags creates
+/// a plain node.
+fn multi_create_by_flags(req: Request) -> Request {
+    const FLAGS_CONTAINER: i32 = 4;
+    const FLAGS_TTL: [i32; 2] = [5, 6];
+    match req {
+        Request::Create(c)
+        | Request::Create2(c)
+        | Request::CreateContainer(c)
+        | Request::CreateTtl(c) => {
+            if c.flags == FLAGS_CONTAINER {
+                Request::CreateContainer(CreateRequest { ttl: None, ..c })
+            } else if FLAGS_TTL.contains(&c.flags) {
+                // A CreateRequest with TTL flags has no ttl field: 0 is out of range, and
+                // prep answers BadArguments.
+                let ttl = Some(c.ttl.unwrap_or(0));
+                Request::CreateTtl(CreateRequest { ttl, ..c })
+            } else {
+                Request::Create(CreateRequest { ttl: None, ..c })
+            }
+        }
+        other => other,
     }
 }

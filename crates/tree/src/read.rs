@@ -18,13 +18,20 @@ use corral_proto::request::{PathType, PathWatch, SetWatches};
 use corral_proto::{ErrorCode, EventType, Id, MultiResult, Request, Response, WatcherType};
 
 impl DataTree {
-    fn remember_auth(&mut self, caller: &Caller) {
+    /// Keeps the session's ids current for event filtering. Only sessions that watch
+    /// something are remembered (the entry goes with `remove_watches_of`).
+    fn remember_auth(&mut self, caller: &Caller, registers: bool) {
         match self.watcher_auth.get(&caller.session_id) {
             Some(known) if known.as_slice() == caller.auth => {}
-            _ => {
+            Some(_) => {
                 self.watcher_auth
                     .insert(caller.session_id, caller.auth.to_vec());
             }
+            None if registers => {
+                self.watcher_auth
+                    .insert(caller.session_id, caller.auth.to_vec());
+            }
+            None => {}
         }
     }
 
@@ -95,15 +102,14 @@ impl DataTree {
         })
     }
 
+    /// exists checks no permission in ZooKeeper 3.8 (FinalRequestProcessor carries a
+    /// "TODO we need to figure out the security requirement for this!"): anyone may stat any
+    /// node and watch it. Reproduced as is.
     fn exists(&mut self, caller: &Caller, req: &PathWatch) -> Result<Response, ErrorCode> {
         if req.path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
         let found = self.lookup(&req.path);
-        if let Some(id) = found {
-            let acl = self.acl_of(self.arena.get(id));
-            self.check_read(caller, &acl, need::READ)?;
-        }
         if req.watch {
             self.watches
                 .add(&req.path, caller.session_id, DATA_STANDARD);
@@ -165,7 +171,14 @@ impl DataTree {
     /// on NoNode or NoAuth). multiRead sets no watches and answers per-op errors inside
     /// the result. Other requests are Unimplemented.
     pub fn read(&mut self, caller: &Caller, req: &Request) -> Result<Response, ErrorCode> {
-        self.remember_auth(caller);
+        let registers = match req {
+            Request::Exists(r)
+            | Request::GetData(r)
+            | Request::GetChildren(r)
+            | Request::GetChildren2(r) => r.watch,
+            _ => false,
+        };
+        self.remember_auth(caller, registers);
         match req {
             Request::Exists(r) => self.exists(caller, r),
             Request::GetData(r) => self.get_data(caller, r, r.watch),
@@ -275,7 +288,20 @@ impl DataTree {
     ) -> Result<Response, ErrorCode> {
         let (has, clear) = Self::watcher_type_mask(req.kind)?;
         let session = caller.session_id;
-        let found = self.watches.bits(&req.path, session) & has != 0;
+        // ZooKeeper 3.8's checkWatches (WatchManager.containsWatcher) answers yes when any
+        // session watches exactly this path in the table, not only the caller; the Java
+        // client only uses it to decide whether to drop its local watcher, so the answer is
+        // reproduced as is. removeWatches is per session.
+        if !remove && !req.path.contains('/') && self.watches.has_recursive(has) {
+            // 3.8 walks the path's parents once any recursive watch exists, and a path
+            // without '/' makes that walk throw: the client gets MarshallingError.
+            return Err(ErrorCode::MarshallingError);
+        }
+        let found = if remove {
+            self.watches.bits(&req.path, session) & has != 0
+        } else {
+            self.watches.any_on(&req.path, has)
+        };
         if !found {
             return Err(ErrorCode::NoWatcher);
         }
@@ -295,7 +321,11 @@ impl DataTree {
         req: &Request,
         zxid: i64,
     ) -> (Result<Response, ErrorCode>, Vec<WatchNotification>) {
-        self.remember_auth(caller);
+        let registers = matches!(
+            req,
+            Request::SetWatches(_) | Request::SetWatches2(_) | Request::AddWatch(_)
+        );
+        self.remember_auth(caller, registers);
         match req {
             Request::SetWatches(sw) | Request::SetWatches2(sw) => {
                 let events = self.set_watches(caller, sw, zxid);

@@ -146,6 +146,19 @@ impl WatchTable {
             .unwrap_or(0)
     }
 
+    /// Whether any recursive watch lives in the tables `mask` covers.
+    pub(crate) fn has_recursive(&self, mask: u8) -> bool {
+        (mask & DATA_ALL != 0 && self.data_recursive > 0)
+            || (mask & CHILD_ALL != 0 && self.child_recursive > 0)
+    }
+
+    /// Whether any session has a watch with a bit in `mask` on exactly `path`.
+    pub(crate) fn any_on(&self, path: &str, mask: u8) -> bool {
+        self.by_path
+            .get(path)
+            .is_some_and(|e| e.values().any(|b| b & mask != 0))
+    }
+
     /// Clears `mask` for `(path, session)`; true if any bit was set.
     pub(crate) fn remove(&mut self, path: &str, session: i64, mask: u8) -> bool {
         let old = self.bits(path, session);
