@@ -2,6 +2,7 @@
 //!
 //! `corral server [--config zoo.cfg]` runs a server (the embedded standalone default when no
 //! config is given: 127.0.0.1:2181, tickTime 2000, data under ./corral-data).
+//! `corral cli [zkCli.sh options and command]` runs the zkCli-compatible shell.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,19 +27,34 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// The zkCli.sh-compatible shell: `corral cli -server host:port [cmd args...]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// zkCli.sh's options and command, passed on verbatim.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The shell prints only what zkCli prints: no log lines unless CORRAL_LOG asks.
+    let default_filter = match cli.command {
+        Command::Cli { .. } => "off",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Server { config } => run_server(config),
+        Command::Cli { args } => {
+            ExitCode::from(corral_cli::main_with_args(args).clamp(0, 255) as u8)
+        }
     }
 }
 
