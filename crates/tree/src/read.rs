@@ -3,7 +3,8 @@
 //! Reads answer from the current tree and register one-shot watches for the caller's
 //! session. Existence is checked before the ACL; a missing node registers nothing, except
 //! for exists, which arms its watch even on NoNode so the client hears about a create.
-//! A watch is armed only after the ACL check passes.
+//! getData / getChildren arm a watch only after the ACL check passes; exists checks no ACL
+//! (as the 3.8.0 server does; 3.8.4 added a READ check, ZOOKEEPER-2590).
 //!
 //! Every call that carries a [`Caller`] records the caller's ids as the session's watcher
 //! identity, used later to drop events the session may not READ (3.8.4+). The node should
