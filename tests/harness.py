@@ -35,7 +35,12 @@ WORK_DIR = Path(os.environ.get("CORRAL_TEST_WORK", REPO / "tests" / ".work"))
 HOST = "127.0.0.1"
 
 STOP_GRACE_S = 5.0
-READY_TIMEOUT_S = 30.0
+# corral is a native binary and is serving in well under a second; the JVM is slower.
+READY_TIMEOUT_S = {"corral": 10.0, "zookeeper": 30.0}
+# After this many starts in a row that never became ready, later starts of that
+# kind fail at once instead of waiting out the timeout again (a broken build
+# would otherwise cost the timeout in every test).
+NOT_READY_STREAK_MAX = 3
 START_ATTEMPTS_MAX = 3  # a free port can be taken between probing and binding
 
 ZK_JARS = [
@@ -66,6 +71,8 @@ class HarnessError(Exception):
 
 
 _LIVE: dict[int, "Server"] = {}
+_not_ready_streak: dict[str, int] = {}
+_not_ready_last: dict[str, str] = {}
 
 
 def _stop_all_live() -> None:
@@ -213,10 +220,15 @@ class Server:
 
     # -- lifecycle --------------------------------------------------------
 
-    def start(self, timeout: float = READY_TIMEOUT_S) -> "Server":
+    def start(self, timeout: float | None = None) -> "Server":
         """Start (or restart) on the same port and data directory."""
         if self.proc and self.proc.poll() is None:
             raise HarnessError(f"{self} is already running")
+        if _not_ready_streak.get(self.kind, 0) >= NOT_READY_STREAK_MAX:
+            raise HarnessError(
+                f"not starting {self.kind}: its last {NOT_READY_STREAK_MAX} starts never became "
+                f"ready (last: {_not_ready_last.get(self.kind)})"
+            )
         self._write_cfg()
         cmd = self.command()
         with open(self.log_path, "ab") as log:
@@ -229,9 +241,16 @@ class Server:
         _LIVE[self.proc.pid] = self
         try:
             self.wait_ready(timeout)
-        except Exception:
+        except HarnessError as e:
+            if self.proc.poll() is None:  # alive but not serving
+                _not_ready_streak[self.kind] = _not_ready_streak.get(self.kind, 0) + 1
+                _not_ready_last[self.kind] = str(self.log_path)
+            self.stop(grace=1.0)
+            raise e
+        except BaseException:
             self.stop(grace=1.0)
             raise
+        _not_ready_streak[self.kind] = 0
         return self
 
     def _signal(self, sig: int) -> None:
@@ -267,10 +286,12 @@ class Server:
     def is_running(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
         """Poll until the server serves: `srvr` shows a Mode line, or (for a
         server without 4lw) a client handshake gets a session. `ruok` alone is
         not enough: ZooKeeper answers it before its request pipeline runs."""
+        if timeout is None:
+            timeout = READY_TIMEOUT_S[self.kind]
         deadline = time.monotonic() + timeout
         last = "no answer"
         for attempt in range(100_000):
