@@ -17,6 +17,20 @@
 //! (copy-on-write node slab), `watch` (watch tables), `quota` (quota usage), `tree`
 //! (storage and txn application), `prep` (write validation), `read` (reads and watch ops).
 //!
+//! Behaviour follows the real ZooKeeper 3.8.0 server (a recorded run replays identically,
+//! see `tests/zookeeper_transcript.rs`), except where 3.8.0 is plainly broken:
+//! * watch modes on one `(session, path)` are kept apart (3.8 let a later registration of
+//!   another mode replace the earlier one; fixed upstream in 3.9.2, ZOOKEEPER-4466);
+//! * a create whose flags disagree with its opcode is BadArguments (3.8.0 let the opcode
+//!   win, and applying op 21 with plain flags and a negative TTL stopped the server);
+//! * the reaper's deleteContainer only deletes containers and TTL nodes;
+//! * an ephemeral create from a session missing in the session table is SessionExpired;
+//! * watch events are dropped for sessions that may not READ the node (3.8.4+), while
+//!   exists itself checks no ACL (as 3.8.0);
+//! * a closing session's ephemerals are listed sorted; freed ACL ids are reused, and a
+//!   failed create leaks no ACL reference;
+//! * malformed quota usage text is left alone where ZooKeeper would throw.
+//!
 //! Pure: no tokio, no clock, no randomness, no I/O; every map uses a fixed hasher, so the
 //! same inputs give the same outputs, orders included. Time enters only as the txn
 //! timestamp (`TxnHeader::time_ms`) or an explicit `now_ms`. Single-threaded: the owner
@@ -71,4 +85,13 @@ pub struct WatchNotification {
 pub struct Applied {
     pub result: Result<Response, ErrorCode>,
     pub notifications: Vec<WatchNotification>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tree_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::DataTree>();
+    }
 }

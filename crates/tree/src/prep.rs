@@ -452,6 +452,13 @@ impl Prep<'_> {
                 txns.push(Txn::Error(ErrorCode::RuntimeInconsistency));
                 continue;
             }
+            if let Request::CreateTtl(CreateRequest { ttl: None, .. }) = op {
+                // A create / create2 sub-op with TTL flags (the decoder turns it into a
+                // createTTL without a ttl): 3.8 casts its record to CreateTTLRequest when
+                // prep reaches it and fails the whole multi with MarshallingError. Ops after
+                // an earlier failure are never prepped, hence the check here.
+                return Txn::Error(ErrorCode::MarshallingError);
+            }
             match self.op(&overlay, op) {
                 Ok((txn, changes)) => {
                     for (p, rec) in changes {
