@@ -141,6 +141,8 @@ impl DataTree {
         // root's own "/" alias, so every real node counts.
         let total = if p.is_empty() {
             self.arena.len()
+        } else if p == path::ROOT {
+            self.arena.len() - 1
         } else {
             let mut count = 0usize;
             let mut stack = self.children_ids(id);
