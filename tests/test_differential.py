@@ -821,12 +821,14 @@ def run_differential(seed: int, ops: int, ref: harness.Server, cand: harness.Ser
             history.append(f"#{i} {op.desc}")
             if log:
                 log.write(f"#{i} {op.desc}\n  reference:\n{_fmt_obs(obs_a)}\n")
+                log.flush()
             if cmp_a != cmp_b:
                 msg = (
                     f"differential mismatch: seed={seed} op #{i} (of {ops}), "
                     f"candidate={cand.kind}\n"
                     f"replay: CORRAL_DIFF_SEED={seed} CORRAL_DIFF_OPS={i + 1} "
                     f".venv/bin/python -m pytest -q tests/test_differential.py\n"
+                    f"reference transcript so far: {log_path}\n"
                     f"last ops:\n  " + "\n  ".join(history[-12:]) + "\n"
                     f"op: {op.desc}\n"
                     f"  reference (zookeeper, {ref.connect_string}, log {ref.log_path}):\n"
