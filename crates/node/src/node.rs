@@ -319,6 +319,9 @@ impl Node {
                                 }
                             }
                         }
+                        let auth = self.conn_auth(conn);
+                        // Later watch events are filtered by READ against the new identity.
+                        self.tree.set_watcher_auth(session_id, &auth);
                         send_frame(out, conn, |w| {
                             ReplyHeader {
                                 xid: XID_AUTH,

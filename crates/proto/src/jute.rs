@@ -287,11 +287,37 @@ impl Writer {
     }
 
     pub fn write_ustring(&mut self, s: Option<&str>) {
-        self.write_buffer(s.map(str::as_bytes));
+        match s {
+            None => self.write_i32(-1),
+            Some(s) => self.write_string(s),
+        }
     }
 
+    /// Writes a ustring as Java's jute does: UTF-8, except that a character outside the
+    /// BMP is written as its two UTF-16 surrogates, 3 bytes each (CESU-8), because
+    /// ZooKeeper encodes one Java `char` at a time. Strings without such characters (every
+    /// valid path) are written as they are.
     pub fn write_string(&mut self, s: &str) {
-        self.write_buffer(Some(s.as_bytes()));
+        // A 4-byte UTF-8 sequence is the only thing that differs; its lead byte is >= 0xF0.
+        if !s.bytes().any(|b| b >= 0xF0) {
+            self.write_buffer(Some(s.as_bytes()));
+            return;
+        }
+        let mut out = Vec::with_capacity(s.len() + s.len() / 2);
+        for c in s.chars() {
+            let mut units = [0u16; 2];
+            for &unit in c.encode_utf16(&mut units).iter() {
+                if (0xD800..0xE000).contains(&unit) {
+                    out.push(0xE0 | (unit >> 12) as u8);
+                    out.push(0x80 | ((unit >> 6) & 0x3F) as u8);
+                    out.push(0x80 | (unit & 0x3F) as u8);
+                } else {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        self.write_buffer(Some(&out));
     }
 
     pub fn write_string_vec<S: AsRef<str>>(&mut self, v: &[S]) {

@@ -542,7 +542,6 @@ fn decode_multi(r: &mut Reader, read_kind: bool) -> Result<Vec<Request>, Request
 /// a plain node.
 fn multi_create_by_flags(req: Request) -> Request {
     const FLAGS_CONTAINER: i32 = 4;
-    const FLAGS_TTL: [i32; 2] = [5, 6];
     match req {
         Request::Create(c)
         | Request::Create2(c)
@@ -550,15 +549,20 @@ fn multi_create_by_flags(req: Request) -> Request {
         | Request::CreateTtl(c) => {
             if c.flags == FLAGS_CONTAINER {
                 Request::CreateContainer(CreateRequest { ttl: None, ..c })
-            } else if FLAGS_TTL.contains(&c.flags) {
-                // A CreateRequest with TTL flags has no ttl field: 0 is out of range, and
-                // prep answers BadArguments.
-                let ttl = Some(c.ttl.unwrap_or(0));
-                Request::CreateTtl(CreateRequest { ttl, ..c })
+            } else if is_ttl_flags(c.flags) {
+                // From a plain CreateRequest this has `ttl: None`: 3.8 then fails the
+                // whole multi with MarshallingError when prep reaches it (a
+                // ClassCastException), which the tree reproduces.
+                Request::CreateTtl(c)
             } else {
                 Request::Create(CreateRequest { ttl: None, ..c })
             }
         }
         other => other,
     }
+}
+
+/// PERSISTENT_WITH_TTL (5) and PERSISTENT_SEQUENTIAL_WITH_TTL (6).
+fn is_ttl_flags(flags: i32) -> bool {
+    flags == 5 || flags == 6
 }

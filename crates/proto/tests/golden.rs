@@ -228,3 +228,14 @@ fn frame_check() {
     );
     assert_eq!(check(&[0, 0, 1, 0], 100), FrameCheck::TooLarge { len: 256 });
 }
+
+#[test]
+fn strings_outside_the_bmp_are_written_as_java_does() {
+    // U+1F600 as two CESU-8 surrogates, as ZooKeeper's jute writes it.
+    let mut w = Writer::new();
+    w.write_string("/\u{1F600}");
+    assert_eq!(w.as_slice(), &hex("00000007 2f eda0bd edb880")[..]);
+    let mut w = Writer::new();
+    w.write_string("/ab");
+    assert_eq!(w.as_slice(), &hex("00000003 2f6162")[..]);
+}
