@@ -18,7 +18,7 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
-use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
@@ -57,11 +57,15 @@ pub enum InputMode {
     Plain,
 }
 
-/// Prints through rustyline's external printer while a prompt is shown, so that events do
-/// not tear the line being edited; directly otherwise.
+/// Prints events that arrive while a prompt is shown on a line of their own and shows the
+/// prompt again after them (rustyline redraws the line being edited at the next key).
+///
+/// rustyline's own external printer is not used: with it, rustyline waits in `select` on
+/// the terminal without looking at bytes it has already buffered, so pasted text shows up one
+/// key press late.
 struct TerminalConsole {
-    printer: Mutex<Option<Box<dyn ExternalPrinter + Send>>>,
     reading: AtomicBool,
+    prompt: Mutex<String>,
     std: StdConsole,
 }
 
@@ -74,16 +78,15 @@ impl Console for TerminalConsole {
     }
     fn event(&self, text: &str) {
         if self.reading.load(Ordering::SeqCst) {
-            let mut guard = self.printer.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(p) = guard.as_mut() {
-                // The printer adds the final newline itself.
-                let msg = text.strip_suffix('\n').unwrap_or(text).to_owned();
-                if p.print(msg).is_ok() {
-                    return;
-                }
-            }
+            let prompt = self
+                .prompt
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            self.std.out(&format!("{text}{prompt}"));
+        } else {
+            self.std.out(text);
         }
-        self.std.out(text);
     }
 }
 
@@ -207,8 +210,8 @@ pub fn run_command(config: ShellConfig, words: Vec<String>) -> i32 {
 pub fn run_lines(config: ShellConfig, mode: InputMode) -> i32 {
     let std_console = StdConsole;
     let terminal = Arc::new(TerminalConsole {
-        printer: Mutex::new(None),
         reading: AtomicBool::new(false),
+        prompt: Mutex::new(String::new()),
         std: StdConsole,
     });
     let mut editor = if mode == InputMode::Terminal {
@@ -217,13 +220,7 @@ pub fn run_lines(config: ShellConfig, mode: InputMode) -> i32 {
             .auto_add_history(false)
             .build();
         match Editor::<ShellHelper, rustyline::history::DefaultHistory>::with_config(cfg) {
-            Ok(mut ed) => {
-                if let Ok(p) = ed.create_external_printer() {
-                    let mut guard = terminal.printer.lock().unwrap_or_else(|e| e.into_inner());
-                    *guard = Some(Box::new(p));
-                }
-                Some(ed)
-            }
+            Ok(ed) => Some(ed),
             Err(e) => {
                 std_console.err(&format!("cannot open the terminal: {e}\n"));
                 None
@@ -259,6 +256,7 @@ pub fn run_lines(config: ShellConfig, mode: InputMode) -> i32 {
         };
         let input = match editor.as_mut() {
             Some(ed) => {
+                *terminal.prompt.lock().unwrap_or_else(|e| e.into_inner()) = prompt.clone();
                 terminal.reading.store(true, Ordering::SeqCst);
                 let r = ed.readline(&prompt);
                 terminal.reading.store(false, Ordering::SeqCst);
