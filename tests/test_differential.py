@@ -38,6 +38,11 @@ Environment
   CORRAL_DIFF_LENIENT=a,b known, deliberate divergences to tolerate:
       event-zxid   ignore the zxid in notification headers (3.8 sends -1,
                    3.9 the txn zxid)
+      watcher-type-4-5  do not send checkWatches/removeWatches with
+                   WatcherType 4 or 5 (3.8 answers -5, 3.9 understands them)
+      no-4lw       do not compare four-letter-word answers (wchs/wchc/wchp/srvr)
+  The op sequence of a seed is the same in every mode; lenient items are
+  skipped on both sides.
 """
 
 from __future__ import annotations
@@ -141,7 +146,7 @@ def lenient() -> set[str]:
 
 @dataclass
 class DiffOp:
-    kind: str  # request | set_watches | new_session | reconnect | bad_connect | close_session
+    kind: str  # request | set_watches | new_session | reconnect | bad_connect | close_session | four_letter
     slot: int | None
     desc: str
     opcode: int = 0
@@ -299,7 +304,7 @@ class Generator:
             "multiRead": 3, "addWatch": 4, "removeWatches": 3, "checkWatches": 2,
             "setWatches": 2, "sync": 1, "ping": 1, "getEphemerals": 2,
             "getAllChildrenNumber": 2, "whoAmI": 1, "closeSession": 1, "newSession": 1,
-            "reconnect": 2, "badConnect": 1, "unknownOp": 0.3,
+            "reconnect": 2, "badConnect": 1, "unknownOp": 0.3, "fourLetter": 1.5,
         }
         kind = r.choices(list(kinds), weights=list(kinds.values()))[0]
         if kind == "newSession":
@@ -326,6 +331,9 @@ class Generator:
             return DiffOp("bad_connect", target, f"connect {how} (s{target})", args={"how": how})
         if kind == "setWatches":
             return self.set_watches_op(slot)
+        if kind == "fourLetter":
+            cmd = r.choice(["wchs", "wchc", "wchp", "srvr"])
+            return DiffOp("four_letter", None, f"4lw {cmd}", args={"cmd": cmd})
         if kind == "create":
             opcode, body, desc = self.create_op()
         elif kind == "delete":
@@ -380,6 +388,9 @@ class Generator:
             opcode = Op.REMOVE_WATCHES if kind == "removeWatches" else Op.CHECK_WATCHES
             body = zkwire.path_int_body(path, wtype)
             desc = f"{kind} {path!r} type={wtype}"
+            if wtype in (4, 5):
+                return DiffOp("request", slot, f"s{slot} {desc}", opcode, body,
+                              args={"lenient": "watcher-type-4-5"})
         elif kind == "sync":
             path = self.path()
             opcode, body, desc = Op.SYNC, zkwire.path_body(path), f"sync {path!r}"
@@ -608,6 +619,9 @@ class Side:
             self._lost(slot)
 
     def do_request(self, op: DiffOp) -> None:
+        if op.args.get("lenient") in self.lenient:
+            self.record("skipped", op.args["lenient"])
+            return
         reply = self._exchange(op.slot, op.opcode, op.body)
         self.last_reply = reply
         if reply is not None and reply.err in (zkwire.Err.UNIMPLEMENTED, zkwire.Err.AUTHFAILED):
@@ -718,6 +732,45 @@ class Side:
                     self.record(key, "close-failed", type(e).__name__)
             self.record(key, "closed" if conn.wait_closed(CLOSE_WAIT_S) else "open")
         conn.close()
+
+    def do_four_letter(self, op: DiffOp) -> None:
+        """Four-letter words whose answers are deterministic, normalised:
+        wchs as is; wchc/wchp as maps (session ids mapped, lists sorted);
+        from srvr the Zxid, Mode and Node count lines."""
+        cmd = op.args["cmd"]
+        if "no-4lw" in self.lenient:
+            self.record("skipped", "no-4lw")
+            return
+        out = self.server.four_letter(cmd)
+        if cmd == "wchs":
+            self.record("4lw", cmd, out)
+            return
+        if cmd == "srvr":
+            keep = {}
+            for line in out.splitlines():
+                key, _, value = line.partition(": ")
+                if key == "Zxid":
+                    keep[key] = self.z(int(value, 16)) if value.startswith("0x") else value
+                elif key in ("Mode", "Node count"):
+                    keep[key] = value
+            self.record("4lw", cmd, keep)
+            return
+        table: dict[str, list] = {}
+        head = None
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            if line.startswith("\t"):
+                item = line.strip()
+                if cmd == "wchp":
+                    item = self.sess(int(item, 16)) if item.startswith("0x") else item
+                table.setdefault(str(head), []).append(item)
+            else:
+                head = line.strip()
+                if cmd == "wchc":
+                    head = self.sess(int(head, 16)) if head.startswith("0x") else head
+                table.setdefault(str(head), [])
+        self.record("4lw", cmd, {k: sorted(map(str, v)) for k, v in sorted(table.items())})
 
     def barrier(self) -> None:
         """Ping every open connection and collect what arrives before the
