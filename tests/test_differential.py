@@ -52,7 +52,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -134,6 +134,58 @@ INVALID_PATHS = [
     "", "d", "/d/", "//", "/d//a", "/d/./a", "/d/../a", "/.", "/..", "/d/.",
     "/d\x00", "/d\x01", "/\x7f", "/\ufff5", "/\uf8ff", "/\U0001F600", "/d a", "/d/.a",
 ]
+
+
+class NStat(NamedTuple):
+    """A Stat after normalisation (zxids z<n>, times t/0, owner s<slot>)."""
+
+    czxid: Any
+    mzxid: Any
+    ctime: Any
+    mtime: Any
+    version: int
+    cversion: int
+    aversion: int
+    ephemeralOwner: Any
+    dataLength: int
+    numChildren: int
+    pzxid: Any
+
+
+class NReply(NamedTuple):
+    op: Any
+    xid: int
+    zxid: Any
+    err: str
+    body: Any
+    extra: str
+
+
+class NEvent(NamedTuple):
+    type: str
+    state: int
+    path: str | None
+    zxid: Any
+    err: int
+
+
+class NResult(NamedTuple):
+    type: Any
+    err: int
+    body: Any
+
+
+class NConnect(NamedTuple):
+    protocol_version: int
+    timeout_ms: int
+    session: Any
+    passwd_len: int | None
+    same_passwd: bool | None
+    read_only: bool | None
+    extra: str
+
+
+EVENT_NAMES = {1: "NodeCreated", 2: "NodeDeleted", 3: "NodeDataChanged", 4: "NodeChildrenChanged"}
 
 
 def lenient() -> set[str]:
@@ -529,9 +581,9 @@ class Side:
             return f"s{self.sid_slot[sid]}"
         return "unknown-session"
 
-    def stat(self, st: Stat) -> tuple:
-        return (
-            "stat", self.z(st.czxid), self.z(st.mzxid), "t" if st.ctime else 0,
+    def stat(self, st: Stat) -> NStat:
+        return NStat(
+            self.z(st.czxid), self.z(st.mzxid), "t" if st.ctime else 0,
             "t" if st.mtime else 0, st.version, st.cversion, st.aversion,
             self.sess(st.ephemeralOwner), st.dataLength, st.numChildren, self.z(st.pzxid),
         )
@@ -540,7 +592,7 @@ class Side:
         if isinstance(v, Stat):
             return self.stat(v)
         if isinstance(v, MultiResult):
-            return ("result", zkwire.OP_NAMES.get(v.type, v.type), v.err, self.value(v.body))
+            return NResult(zkwire.OP_NAMES.get(v.type, v.type), v.err, self.value(v.body))
         if isinstance(v, dict):
             out = {}
             for k in sorted(v):
@@ -561,19 +613,21 @@ class Side:
     def record_frame(self, slot: int, msg: Event | Reply) -> None:
         if isinstance(msg, Event):
             zx = "ignored" if "event-zxid" in self.lenient else self.z(msg.zxid)
-            self.record(slot, "event", msg.type, msg.state, msg.path, zx, msg.err)
+            name = EVENT_NAMES.get(msg.type, str(msg.type))
+            self.record(slot, "event", NEvent(name, msg.state, msg.path, zx, msg.err))
         else:
-            self.record(slot, "reply", zkwire.OP_NAMES.get(msg.op, msg.op), msg.xid,
-                        self.z(msg.zxid), zkwire.err_name(msg.err), self.value(msg.body),
-                        msg.extra.hex())
+            self.record(slot, "reply", NReply(
+                zkwire.OP_NAMES.get(msg.op, msg.op), msg.xid, self.z(msg.zxid),
+                zkwire.err_name(msg.err), self.value(msg.body), msg.extra.hex()))
 
     def connect_resp(self, resp: zkwire.ConnectResponse, slot: int | None) -> tuple:
         same = None
         if slot is not None and slot in self.sessions and resp.session_id:
             same = resp.passwd == self.sessions[slot][1]
-        return ("connect", resp.protocol_version, resp.timeout_ms, self.sess(resp.session_id),
-                None if resp.passwd is None else len(resp.passwd), same, resp.read_only,
-                resp.extra.hex())
+        return ("connect", NConnect(
+            resp.protocol_version, resp.timeout_ms, self.sess(resp.session_id),
+            None if resp.passwd is None else len(resp.passwd), same, resp.read_only,
+            resp.extra.hex()))
 
     # -- running ------------------------------------------------------------
 
