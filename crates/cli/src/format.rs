@@ -96,9 +96,15 @@ pub fn error_code(e: &Error) -> Option<ErrorCode> {
 
 /// `KeeperException.getMessage()`: `KeeperErrorCode = <text>` and ` for <path>` when known.
 pub fn keeper_message(code: ErrorCode, path: Option<&str>) -> String {
+    // `KeeperException.getCodeMessage` has no text of its own for these two codes.
+    let text = match code {
+        ErrorCode::UnknownSession => "Unknown error UNKNOWNSESSION",
+        ErrorCode::RequestTimeout => "Unknown error REQUESTTIMEOUT",
+        other => other.message(),
+    };
     match path {
-        Some(p) if !p.is_empty() => format!("KeeperErrorCode = {} for {p}", code.message()),
-        _ => format!("KeeperErrorCode = {}", code.message()),
+        Some(p) if !p.is_empty() => format!("KeeperErrorCode = {text} for {p}"),
+        _ => format!("KeeperErrorCode = {text}"),
     }
 }
 

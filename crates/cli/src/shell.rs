@@ -167,6 +167,8 @@ pub struct Shell {
     chroot: Chroot,
     /// Java's connect timeout: session timeout divided by the number of hosts.
     connect_wait: Duration,
+    /// The `host:port` entries of the connect string.
+    hosts: Vec<String>,
     history: HashMap<usize, String>,
     command_count: usize,
     exit_code: i32,
@@ -190,6 +192,7 @@ impl Shell {
             client: None,
             chroot: Chroot::none(),
             connect_wait: Duration::from_secs(30),
+            hosts: Vec::new(),
             history: HashMap::new(),
             command_count: 0,
             exit_code: 0,
@@ -268,9 +271,11 @@ impl Shell {
         })
     }
 
-    /// Runs one request the way the Java client would: requests made while disconnected
-    /// wait for a connection at most the connect timeout and then fail with ConnectionLoss.
-    /// Afterwards every event that arrived before the reply is printed.
+    /// Runs one request the way the Java client would: a request made while disconnected
+    /// waits for a connection and fails with ConnectionLoss when the connect timeout passes,
+    /// or at once when every server refuses connections (the Java client fails queued
+    /// requests when a connection attempt fails). Afterwards every event that arrived before
+    /// the reply is printed.
     pub(crate) async fn request<T, F>(&self, fut: F) -> Result<T, Error>
     where
         F: Future<Output = Result<T, Error>>,
@@ -279,10 +284,21 @@ impl Shell {
             return Err(Error::Closed);
         };
         if !client.state().is_connected() {
-            match client
-                .wait_for_state(self.connect_wait, |s| s.is_connected() || s.is_terminal())
-                .await
-            {
+            let up = |s: SessionState| s.is_connected() || s.is_terminal();
+            let first = client
+                .wait_for_state(self.connect_wait.min(REFUSAL_PROBE_AFTER), up)
+                .await;
+            let reached = match first {
+                Err(Error::Timeout) if self.connect_wait > REFUSAL_PROBE_AFTER => {
+                    let rest = self.connect_wait - REFUSAL_PROBE_AFTER;
+                    tokio::select! {
+                        r = client.wait_for_state(rest, up) => r,
+                        () = all_refuse(&self.hosts) => Err(Error::ConnectionLoss),
+                    }
+                }
+                other => other,
+            };
+            match reached {
                 Ok(s) if s.is_connected() => {}
                 Ok(SessionState::Expired) => return Err(Error::SessionExpired),
                 Ok(SessionState::AuthFailed) => return Err(Error::AuthFailed),
@@ -306,6 +322,7 @@ impl Shell {
         let hosts = cs.hosts.len().max(1) as u64;
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
         self.connect_wait = timeout / hosts as u32;
+        self.hosts = cs.hosts.clone();
         let options = ClientOptions::new()
             .session_timeout(timeout)
             .can_be_read_only(self.config.read_only)
@@ -491,3 +508,48 @@ impl Shell {
 
 /// How long tab completion waits for the server.
 pub const COMPLETION_WAIT: Duration = Duration::from_secs(2);
+
+/// A request waiting for a connection this long starts checking whether the servers refuse
+/// connections (a healthy server has answered the handshake by then).
+pub const REFUSAL_PROBE_AFTER: Duration = Duration::from_millis(300);
+
+/// Pause between two rounds of refusal probes.
+const REFUSAL_PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long one probe connection may take.
+const REFUSAL_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Returns once a round of TCP connection attempts finds every host refusing (or not
+/// resolving); never returns while any host accepts or does not answer. The probe
+/// connections are closed at once.
+async fn all_refuse(hosts: &[String]) {
+    loop {
+        let mut refused = 0;
+        for host in hosts {
+            let addrs: Vec<std::net::SocketAddr> =
+                match tokio::net::lookup_host(host.as_str()).await {
+                    Ok(a) => a.collect(),
+                    Err(_) => Vec::new(),
+                };
+            let mut host_refused = true;
+            for addr in addrs {
+                match tokio::time::timeout(
+                    REFUSAL_PROBE_TIMEOUT,
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+                {
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                    _ => host_refused = false,
+                }
+            }
+            if host_refused {
+                refused += 1;
+            }
+        }
+        if refused == hosts.len() {
+            return;
+        }
+        tokio::time::sleep(REFUSAL_PROBE_INTERVAL).await;
+    }
+}
