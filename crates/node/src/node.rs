@@ -20,7 +20,7 @@
 use crate::auth::{self, AuthOutcome};
 use crate::session::{session_password, SessionTracker};
 use bytes::Bytes;
-use corral_proto::opcode::{XID_AUTH, XID_NOTIFICATION, XID_PING, XID_SET_WATCHES};
+use corral_proto::opcode::{XID_AUTH, XID_NOTIFICATION, XID_PING};
 use corral_proto::{
     ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, OpCode, Record,
     ReplyHeader, Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader,
@@ -363,11 +363,8 @@ impl Node {
                 };
                 let (result, notes) = self.tree.watch_op(&caller, &req, self.last_zxid);
                 self.route(notes, out);
-                let xid = if matches!(req, Request::SetWatches(_) | Request::SetWatches2(_)) {
-                    XID_SET_WATCHES
-                } else {
-                    xid
-                };
+                // The reply echoes the request's xid: -8 from the C client, an ordinary
+                // xid from the Java client's setWatches2.
                 self.reply(out, conn, xid, self.last_zxid, result);
             }
             Request::Sync { ref path } => {
