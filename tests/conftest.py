@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -36,6 +37,22 @@ def targets() -> list[str]:
             f"CORRAL_TEST_TARGETS={raw!r}: expected a comma list of {', '.join(KINDS)}"
         )
     return out
+
+
+STALE_WORK_S = 24 * 3600
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remove server directories left by failed runs more than a day ago."""
+    if not harness.WORK_DIR.is_dir():
+        return
+    cutoff = time.time() - STALE_WORK_S
+    for entry in harness.WORK_DIR.iterdir():
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -774,10 +774,11 @@ class Side:
         if resp is None:
             self.record(key, "no-response")
         else:
-            self.record(key, *self.connect_resp(resp, slot if how != "bogus-session" else None))
+            if resp.timeout_ms > 0 and resp.session_id not in self.sid_slot:
+                self.sid_slot[resp.session_id] = "-temp"  # shows as s-temp
+            self.record(key, *self.connect_resp(resp, None))
             if resp.timeout_ms > 0:
                 # a fresh session: close it again so it does not linger
-                self.sid_slot.setdefault(resp.session_id, -1)
                 try:
                     xid = conn.send_request(Op.CLOSE_SESSION)
                     _, rep = conn.read_until_reply(xid, REPLY_TIMEOUT_S)
