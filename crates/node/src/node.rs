@@ -20,7 +20,7 @@
 use crate::auth::{self, AuthOutcome};
 use crate::session::{session_password, SessionTracker};
 use bytes::Bytes;
-use corral_proto::opcode::{XID_AUTH, XID_NOTIFICATION, XID_PING};
+use corral_proto::opcode::{XID_NOTIFICATION, XID_PING};
 use corral_proto::{
     ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, OpCode, Record,
     ReplyHeader, Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader,
@@ -324,7 +324,8 @@ impl Node {
                         self.tree.set_watcher_auth(session_id, &auth);
                         send_frame(out, conn, |w| {
                             ReplyHeader {
-                                xid: XID_AUTH,
+                                // The reply echoes the request xid (-4 from most clients).
+                                xid,
                                 zxid: 0,
                                 err: 0,
                             }
@@ -335,7 +336,8 @@ impl Node {
                         self.counters.auth_failed += 1;
                         send_frame(out, conn, |w| {
                             ReplyHeader {
-                                xid: XID_AUTH,
+                                // The reply echoes the request xid (-4 from most clients).
+                                xid,
                                 zxid: 0,
                                 err: ErrorCode::AuthFailed.code(),
                             }
