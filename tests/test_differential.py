@@ -790,7 +790,8 @@ class Side:
 
     def do_four_letter(self, op: DiffOp) -> None:
         """Four-letter words whose answers are deterministic, normalised:
-        wchs as is; wchc/wchp as maps (session ids mapped, lists sorted);
+        wchs as is; wchc/wchp as maps (session ids mapped, lists sorted,
+        trailing blank lines dropped: ZooKeeper ends them with an extra one);
         from srvr the Zxid, Mode and Node count lines."""
         cmd = op.args["cmd"]
         if "no-4lw" in self.lenient:
@@ -810,18 +811,21 @@ class Side:
                     keep[key] = value
             self.record("4lw", cmd, keep)
             return
+        # Lines are "header" or "\titem"; a header may be empty (a watch on
+        # the path ""), so only the trailing blank lines are dropped.
+        lines = out.split("\n")
+        while lines and lines[-1] == "":
+            lines.pop()
         table: dict[str, list] = {}
         head = None
-        for line in out.splitlines():
-            if not line.strip():
-                continue
+        for line in lines:
             if line.startswith("\t"):
-                item = line.strip()
+                item = line[1:]
                 if cmd == "wchp":
                     item = self.sess(int(item, 16)) if item.startswith("0x") else item
                 table.setdefault(str(head), []).append(item)
             else:
-                head = line.strip()
+                head = line
                 if cmd == "wchc":
                     head = self.sess(int(head, 16)) if head.startswith("0x") else head
                 table.setdefault(str(head), [])
