@@ -463,6 +463,10 @@ class Generator:
             body, desc = b"", f"unknown opcode {opcode}"
         else:  # pragma: no cover
             raise AssertionError(kind)
+        if opcode in (Op.AUTH, Op.PING) and r.random() < 0.25:
+            # special-xid requests sent with an ordinary xid: what does the reply carry?
+            return DiffOp("request", slot, f"s{slot} {desc} (ordinary xid)", opcode, body,
+                          args={"normal_xid": True})
         return DiffOp("request", slot, f"s{slot} {desc}", opcode, body)
 
     def multi_op(self) -> tuple[int, bytes, str]:
@@ -490,8 +494,11 @@ class Generator:
                  for i, lst in enumerate(lists)]
         zxid = r.choice(["zero", "latest", "random"])
         name = "setWatches2" if v2 else "setWatches"
-        return DiffOp("set_watches", slot, f"s{slot} {name} rel={zxid} {lists}",
-                      args={"lists": lists, "v2": v2, "zxid": zxid, "pick": r.random()})
+        normal_xid = r.random() < 0.25  # the Java client sends setWatches2 with an ordinary xid
+        return DiffOp("set_watches", slot, f"s{slot} {name} rel={zxid} {lists}"
+                      + (" (ordinary xid)" if normal_xid else ""),
+                      args={"lists": lists, "v2": v2, "zxid": zxid, "pick": r.random(),
+                            "normal_xid": normal_xid})
 
     def new_session_op(self) -> DiffOp:
         r = self.rng
@@ -641,11 +648,12 @@ class Side:
         self.barrier()
         return self.obs
 
-    def _exchange(self, slot: int, opcode: int, body: bytes) -> Reply | None:
+    def _exchange(self, slot: int, opcode: int, body: bytes, normal_xid: bool = False) -> Reply | None:
+        """Send one request and read up to its reply (whatever xid that reply carries)."""
         conn = self.conns[slot]
         try:
-            xid = conn.send_request(opcode, body)
-            events, reply = conn.read_until_reply(xid, REPLY_TIMEOUT_S)
+            xid = conn.send_request(opcode, body, conn.next_xid() if normal_xid else None)
+            events, reply = conn.read_until_reply(xid, REPLY_TIMEOUT_S, strict_xid=False)
         except ConnectionClosed:
             self.record(slot, "closed")
             self._lost(slot)
@@ -676,7 +684,7 @@ class Side:
         if op.args.get("lenient") in self.lenient:
             self.record("skipped", op.args["lenient"])
             return
-        reply = self._exchange(op.slot, op.opcode, op.body)
+        reply = self._exchange(op.slot, op.opcode, op.body, op.args.get("normal_xid", False))
         self.last_reply = reply
         if reply is not None and reply.err in (zkwire.Err.UNIMPLEMENTED, zkwire.Err.AUTHFAILED):
             self._wait_close(op.slot)
@@ -691,7 +699,7 @@ class Side:
             rel = self.zxid_list[int(a["pick"] * len(self.zxid_list))]
         body = zkwire.set_watches_body(rel, *a["lists"][:3], *(a["lists"][3:] if a["v2"] else []))
         opcode = Op.SET_WATCHES2 if a["v2"] else Op.SET_WATCHES
-        self._exchange(op.slot, opcode, body)
+        self._exchange(op.slot, opcode, body, a["normal_xid"])
 
     def do_close_session(self, op: DiffOp) -> None:
         reply = self._exchange(op.slot, Op.CLOSE_SESSION, b"")

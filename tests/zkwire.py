@@ -742,9 +742,11 @@ class Connection:
                 self.last_zxid = msg.zxid
         return msg
 
-    def read_until_reply(self, xid: int, timeout: float | None = None) -> tuple[list[Event], Reply]:
+    def read_until_reply(self, xid: int, timeout: float | None = None,
+                         strict_xid: bool = True) -> tuple[list[Event], Reply]:
         """Read frames until the reply to `xid`; returns (events before it, reply).
-        A reply with another xid is an error (replies are in request order)."""
+        A reply with another xid is an error (replies are in request order),
+        unless strict_xid is False: then the first reply is returned as is."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         events: list[Event] = []
         for _ in range(1_000_000):
@@ -753,7 +755,9 @@ class Connection:
                 events.append(msg)
                 continue
             if msg.xid != xid:
-                raise DecodeError(f"expected reply to xid {xid}, got {msg}")
+                if strict_xid:
+                    raise DecodeError(f"expected reply to xid {xid}, got {msg}")
+                self._pending.pop(xid, None)
             return events, msg
         raise DecodeError("too many frames")
 
