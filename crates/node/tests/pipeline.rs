@@ -7,11 +7,17 @@ use corral_proto::*;
 use corral_tree::{DataTree, TreeConfig};
 
 fn now(ms: i64) -> Now {
-    Now { mono_ms: 1_000_000 + ms, wall_ms: 1_700_000_000_000 + ms }
+    Now {
+        mono_ms: 1_000_000 + ms,
+        wall_ms: 1_700_000_000_000 + ms,
+    }
 }
 
 fn node() -> Node {
-    let tree = DataTree::new(TreeConfig { extended_types_enabled: true, ..TreeConfig::default() });
+    let tree = DataTree::new(TreeConfig {
+        extended_types_enabled: true,
+        ..TreeConfig::default()
+    });
     Node::new(NodeConfig::standalone(2000), tree, 0, now(0))
 }
 
@@ -31,7 +37,10 @@ fn frames_for(out: &[Output], conn: ConnId, handshake: bool) -> Vec<Got> {
         match o {
             Output::Send { conn: c, frame } if *c == conn => {
                 let body = frame.slice(4..);
-                assert_eq!(body.len() as i32, i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
+                assert_eq!(
+                    body.len() as i32,
+                    i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]])
+                );
                 if first {
                     first = false;
                     v.push(Got::Connect(ConnectResponse::from_bytes(body).unwrap()));
@@ -53,12 +62,25 @@ fn frames_for(out: &[Output], conn: ConnId, handshake: bool) -> Vec<Got> {
 }
 
 fn connect_req(session_id: i64, passwd: Bytes, last_zxid: i64) -> ConnectRequest {
-    ConnectRequest { protocol_version: 0, last_zxid_seen: last_zxid, timeout_ms: 1000, session_id, passwd, read_only: Some(false) }
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: last_zxid,
+        timeout_ms: 1000,
+        session_id,
+        passwd,
+        read_only: Some(false),
+    }
 }
 
 fn open(n: &mut Node, conn: ConnId, t: i64) -> ConnectResponse {
     let mut out = Vec::new();
-    n.connect(conn, "127.0.0.1", &connect_req(0, Bytes::from_static(&[0; 16]), 0), now(t), &mut out);
+    n.connect(
+        conn,
+        "127.0.0.1",
+        &connect_req(0, Bytes::from_static(&[0; 16]), 0),
+        now(t),
+        &mut out,
+    );
     match frames_for(&out, conn, true).remove(0) {
         Got::Connect(c) => c,
         other => panic!("expected a ConnectResponse, got {other:?}"),
@@ -87,7 +109,10 @@ fn create(path: &str, flags: i32) -> Request {
 fn new_session_negotiates_timeout_and_echoes_read_only_byte() {
     let mut n = node();
     let c = open(&mut n, 1, 0);
-    assert_eq!(c.timeout_ms, 4000, "1000 ms is clamped to minSessionTimeout = 2 ticks");
+    assert_eq!(
+        c.timeout_ms, 4000,
+        "1000 ms is clamped to minSessionTimeout = 2 ticks"
+    );
     assert_ne!(c.session_id, 0);
     assert_eq!(c.passwd.len(), 16);
     assert_eq!(c.read_only, Some(false));
@@ -106,7 +131,13 @@ fn new_session_negotiates_timeout_and_echoes_read_only_byte() {
 fn client_ahead_of_server_is_refused_without_response() {
     let mut n = node();
     let mut out = Vec::new();
-    n.connect(1, "127.0.0.1", &connect_req(0, Bytes::from_static(&[0; 16]), 99), now(0), &mut out);
+    n.connect(
+        1,
+        "127.0.0.1",
+        &connect_req(0, Bytes::from_static(&[0; 16]), 99),
+        now(0),
+        &mut out,
+    );
     assert_eq!(frames_for(&out, 1, true), vec![Got::Close]);
 }
 
@@ -115,7 +146,13 @@ fn reconnect_with_wrong_password_is_told_expired() {
     let mut n = node();
     let c = open(&mut n, 1, 0);
     let mut out = Vec::new();
-    n.connect(2, "127.0.0.1", &connect_req(c.session_id, Bytes::from_static(&[7; 16]), 0), now(10), &mut out);
+    n.connect(
+        2,
+        "127.0.0.1",
+        &connect_req(c.session_id, Bytes::from_static(&[7; 16]), 0),
+        now(10),
+        &mut out,
+    );
     let got = frames_for(&out, 2, true);
     match &got[0] {
         Got::Connect(r) => assert_eq!((r.timeout_ms, r.session_id), (0, 0)),
@@ -129,7 +166,13 @@ fn reconnect_moves_the_session_and_closes_the_old_connection() {
     let mut n = node();
     let c = open(&mut n, 1, 0);
     let mut out = Vec::new();
-    n.connect(2, "127.0.0.1", &connect_req(c.session_id, c.passwd.clone(), 1), now(10), &mut out);
+    n.connect(
+        2,
+        "127.0.0.1",
+        &connect_req(c.session_id, c.passwd.clone(), 1),
+        now(10),
+        &mut out,
+    );
     assert_eq!(frames_for(&out, 1, false), vec![Got::Close]);
     match &frames_for(&out, 2, true)[0] {
         Got::Connect(r) => assert_eq!(r.session_id, c.session_id),
@@ -154,7 +197,17 @@ fn ping_and_unknown_opcode() {
     let mut out = Vec::new();
     n.request(1, 5, 99, Err(RequestError::UnknownOp(99)), now(6), &mut out);
     let got = frames_for(&out, 1, false);
-    assert_eq!(got[0], Got::Reply(ReplyHeader { xid: 5, zxid: -1, err: -6 }, Bytes::new()));
+    assert_eq!(
+        got[0],
+        Got::Reply(
+            ReplyHeader {
+                xid: 5,
+                zxid: -1,
+                err: -6
+            },
+            Bytes::new()
+        )
+    );
     assert_eq!(got[1], Got::Close);
 }
 
@@ -162,21 +215,61 @@ fn ping_and_unknown_opcode() {
 fn digest_auth_shows_in_who_am_i_and_unknown_scheme_fails() {
     let mut n = node();
     open(&mut n, 1, 0);
-    let auth = Request::Auth(request::AuthPacket { kind: 0, scheme: "digest".into(), auth: Bytes::from_static(b"alice:secret") });
+    let auth = Request::Auth(request::AuthPacket {
+        kind: 0,
+        scheme: "digest".into(),
+        auth: Bytes::from_static(b"alice:secret"),
+    });
     let out = send(&mut n, 1, -4, auth, 1);
-    assert_eq!(frames_for(&out, 1, false), vec![Got::Reply(ReplyHeader { xid: -4, zxid: 0, err: 0 }, Bytes::new())]);
+    assert_eq!(
+        frames_for(&out, 1, false),
+        vec![Got::Reply(
+            ReplyHeader {
+                xid: -4,
+                zxid: 0,
+                err: 0
+            },
+            Bytes::new()
+        )]
+    );
     let out = send(&mut n, 1, 1, Request::WhoAmI, 2);
-    let Got::Reply(h, body) = &frames_for(&out, 1, false)[0] else { panic!() };
+    let Got::Reply(h, body) = &frames_for(&out, 1, false)[0] else {
+        panic!()
+    };
     assert_eq!(h.err, 0);
-    let Response::WhoAmI { infos } = Response::decode(OpCode::WhoAmI, &mut Reader::new(body.clone())).unwrap() else { panic!() };
+    let Response::WhoAmI { infos } =
+        Response::decode(OpCode::WhoAmI, &mut Reader::new(body.clone())).unwrap()
+    else {
+        panic!()
+    };
     let pairs: Vec<(String, String)> = infos.into_iter().map(|i| (i.auth_scheme, i.user)).collect();
-    assert_eq!(pairs, vec![("digest".into(), "alice".into()), ("ip".into(), "127.0.0.1".into())]);
+    assert_eq!(
+        pairs,
+        vec![
+            ("digest".into(), "alice".into()),
+            ("ip".into(), "127.0.0.1".into())
+        ]
+    );
 
-    let bad = Request::Auth(request::AuthPacket { kind: 0, scheme: "nope".into(), auth: Bytes::new() });
+    let bad = Request::Auth(request::AuthPacket {
+        kind: 0,
+        scheme: "nope".into(),
+        auth: Bytes::new(),
+    });
     let out = send(&mut n, 1, -4, bad, 3);
     assert_eq!(
         frames_for(&out, 1, false),
-        vec![Got::Reply(ReplyHeader { xid: -4, zxid: 0, err: -115 }, Bytes::new()), Got::Close]
+        vec![
+            Got::Reply(
+                ReplyHeader {
+                    xid: -4,
+                    zxid: 0,
+                    err: -115
+                },
+                Bytes::new()
+            ),
+            Got::Close
+        ]
     );
 }
 
@@ -184,15 +277,39 @@ fn digest_auth_shows_in_who_am_i_and_unknown_scheme_fails() {
 fn notification_precedes_the_reply_of_the_write_that_fired_it() {
     let mut n = node();
     open(&mut n, 1, 0);
-    let out = send(&mut n, 1, 1, Request::Exists(PathWatch { path: "/w".into(), watch: true }), 1);
-    assert!(matches!(&frames_for(&out, 1, false)[0], Got::Reply(h, _) if h.err == ErrorCode::NoNode.code()));
+    let out = send(
+        &mut n,
+        1,
+        1,
+        Request::Exists(PathWatch {
+            path: "/w".into(),
+            watch: true,
+        }),
+        1,
+    );
+    assert!(
+        matches!(&frames_for(&out, 1, false)[0], Got::Reply(h, _) if h.err == ErrorCode::NoNode.code())
+    );
     let out = send(&mut n, 1, 2, create("/w", 0), 2);
     let got = frames_for(&out, 1, false);
-    assert_eq!(got[0], Got::Event(WatcherEvent { event_type: 1, state: 3, path: "/w".into() }));
+    assert_eq!(
+        got[0],
+        Got::Event(WatcherEvent {
+            event_type: 1,
+            state: 3,
+            path: "/w".into()
+        })
+    );
     assert!(matches!(&got[1], Got::Reply(h, _) if h.xid == 2 && h.err == 0));
     // The write was logged before its reply.
-    let append_at = out.iter().position(|o| matches!(o, Output::Append(_))).unwrap();
-    let reply_at = out.iter().rposition(|o| matches!(o, Output::Send { .. })).unwrap();
+    let append_at = out
+        .iter()
+        .position(|o| matches!(o, Output::Append(_)))
+        .unwrap();
+    let reply_at = out
+        .iter()
+        .rposition(|o| matches!(o, Output::Send { .. }))
+        .unwrap();
     assert!(append_at < reply_at);
 }
 
@@ -201,8 +318,19 @@ fn failed_write_consumes_a_zxid() {
     let mut n = node();
     open(&mut n, 1, 0);
     let before = n.last_zxid();
-    let out = send(&mut n, 1, 1, Request::Delete(PathVersion { path: "/missing".into(), version: -1 }), 1);
-    let Got::Reply(h, _) = &frames_for(&out, 1, false)[0] else { panic!() };
+    let out = send(
+        &mut n,
+        1,
+        1,
+        Request::Delete(PathVersion {
+            path: "/missing".into(),
+            version: -1,
+        }),
+        1,
+    );
+    let Got::Reply(h, _) = &frames_for(&out, 1, false)[0] else {
+        panic!()
+    };
     assert_eq!(h.err, ErrorCode::NoNode.code());
     assert_eq!(h.zxid, before + 1);
     assert_eq!(n.last_zxid(), before + 1);
@@ -214,7 +342,16 @@ fn expiry_removes_ephemerals_and_closes_the_connection() {
     open(&mut n, 1, 0);
     open(&mut n, 2, 0);
     send(&mut n, 1, 1, create("/e", 1), 1);
-    send(&mut n, 2, 1, Request::Exists(PathWatch { path: "/e".into(), watch: true }), 1);
+    send(
+        &mut n,
+        2,
+        1,
+        Request::Exists(PathWatch {
+            path: "/e".into(),
+            watch: true,
+        }),
+        1,
+    );
     // Session 2 keeps pinging; session 1 goes silent.
     let mut out = Vec::new();
     for t in (500..=7000).step_by(500) {
@@ -222,9 +359,26 @@ fn expiry_removes_ephemerals_and_closes_the_connection() {
         n.tick(now(t), &mut out);
     }
     assert!(frames_for(&out, 1, false).contains(&Got::Close));
-    assert!(frames_for(&out, 2, false).contains(&Got::Event(WatcherEvent { event_type: 2, state: 3, path: "/e".into() })));
-    let out = send(&mut n, 2, 2, Request::Exists(PathWatch { path: "/e".into(), watch: false }), 7001);
-    assert!(matches!(&frames_for(&out, 2, false)[0], Got::Reply(h, _) if h.err == ErrorCode::NoNode.code()));
+    assert!(
+        frames_for(&out, 2, false).contains(&Got::Event(WatcherEvent {
+            event_type: 2,
+            state: 3,
+            path: "/e".into()
+        }))
+    );
+    let out = send(
+        &mut n,
+        2,
+        2,
+        Request::Exists(PathWatch {
+            path: "/e".into(),
+            watch: false,
+        }),
+        7001,
+    );
+    assert!(
+        matches!(&frames_for(&out, 2, false)[0], Got::Reply(h, _) if h.err == ErrorCode::NoNode.code())
+    );
     assert_eq!(n.counters().sessions_expired, 1);
 }
 
