@@ -8,16 +8,28 @@
 //!
 //! Backpressure: the channel holds at most `globalOutstandingLimit` messages; when it is
 //! full, connection tasks wait on `send`, stop reading their sockets, and TCP pushes back on
-//! the clients — memory stays bounded, no error is returned (as ZooKeeper throttles).
+//! the clients — memory stays bounded, no error is returned (as ZooKeeper throttles). The
+//! core itself stops taking requests while more than [`HELD_OUTPUTS_MAX`] outputs wait
+//! for the disk.
+//!
+//! Durability: the node applies a txn at once but its effects must not be seen before the
+//! txn is on disk. Every [`Output::Append`] goes to the log thread, and every frame or close
+//! emitted after it is held, in order, until the log reports that zxid durable. A read that
+//! observed an unsynced write therefore waits for it too, and nobody sees a state that a
+//! crash could take back.
 
+use crate::durable::{self, LogCmd, LogEvent};
 use crate::fourlw;
 use crate::settings::ServerSettings;
 use crate::stats::{ConnStats, ServerStats};
 use bytes::Bytes;
 use corral_node::{ConnId, Node, Now, Output};
 use corral_proto::{ConnectRequest, Request, RequestError};
-use std::collections::HashMap;
+use corral_storage::fs::FileSystem;
+use corral_storage::layout::DataDirs;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -63,6 +75,9 @@ pub const CORE_TICK_INTERVAL_MS: u64 = 50;
 
 /// Messages handled per wake-up before the core looks at its timer again.
 const CORE_BATCH_MAX: usize = 256;
+
+/// Outputs waiting for the disk before the core stops taking new requests.
+pub const HELD_OUTPUTS_MAX: usize = 64 * 1024;
 
 /// Monotonic and wall clocks, read only here, at the edge.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +127,18 @@ struct ConnHandle {
     stats: Arc<ConnStats>,
 }
 
+/// The core's handles on durable storage.
+pub struct Storage {
+    pub fs: Arc<dyn FileSystem>,
+    pub dirs: DataDirs,
+    pub log: std_mpsc::Sender<LogCmd>,
+    pub events: mpsc::UnboundedReceiver<LogEvent>,
+    /// For the snapshot thread's reports.
+    pub events_tx: mpsc::UnboundedSender<LogEvent>,
+    /// The last zxid on disk when the core starts.
+    pub durable_zxid: i64,
+}
+
 /// The core task's state.
 pub struct Core {
     pub node: Node,
@@ -120,6 +147,16 @@ pub struct Core {
     clock: Clock,
     conns: HashMap<ConnId, ConnHandle>,
     outputs: Vec<Output>,
+    storage: Storage,
+    /// Highest zxid handed to the log thread.
+    appended_zxid: i64,
+    /// Highest zxid the log thread reported on disk.
+    durable_zxid: i64,
+    /// Frames and closes waiting for `durable_zxid` to reach their zxid, in order.
+    held: VecDeque<(i64, Output)>,
+    snapshot_running: bool,
+    /// Set when the log failed: the message, for whoever waits on the server.
+    failed: watch::Sender<Option<String>>,
 }
 
 impl Core {
@@ -128,7 +165,10 @@ impl Core {
         settings: Arc<ServerSettings>,
         stats: Arc<ServerStats>,
         clock: Clock,
+        storage: Storage,
+        failed: watch::Sender<Option<String>>,
     ) -> Core {
+        let durable_zxid = storage.durable_zxid;
         Core {
             node,
             settings,
@@ -136,10 +176,16 @@ impl Core {
             clock,
             conns: HashMap::new(),
             outputs: Vec::new(),
+            storage,
+            appended_zxid: durable_zxid,
+            durable_zxid,
+            held: VecDeque::new(),
+            snapshot_running: false,
+            failed,
         }
     }
 
-    /// Runs until `shutdown` flips to true or every sender is gone.
+    /// Runs until `shutdown` flips to true, every sender is gone, or the log fails.
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<CoreMsg>,
@@ -149,13 +195,20 @@ impl Core {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(CORE_BATCH_MAX);
         loop {
+            let accepting = self.held.len() < HELD_OUTPUTS_MAX;
             tokio::select! {
-                n = rx.recv_many(&mut batch, CORE_BATCH_MAX) => {
+                n = rx.recv_many(&mut batch, CORE_BATCH_MAX), if accepting => {
                     if n == 0 {
+                        self.stop_log();
                         return;
                     }
                     for msg in batch.drain(..) {
                         self.handle(msg);
+                    }
+                }
+                Some(ev) = self.storage.events.recv() => {
+                    if !self.on_storage_event(ev) {
+                        return;
                     }
                 }
                 _ = ticker.tick() => {
@@ -165,6 +218,7 @@ impl Core {
                 }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
+                        self.stop_log();
                         return;
                     }
                 }
@@ -235,23 +289,112 @@ impl Core {
         }
     }
 
+    /// Carries out the node's outputs: appends go to the log thread; frames and closes go
+    /// out at once unless they depend on a txn that is not on disk yet.
     fn flush_outputs(&mut self) {
-        for o in self.outputs.drain(..) {
+        let outputs: Vec<Output> = self.outputs.drain(..).collect();
+        for o in outputs {
             match o {
-                Output::Send { conn, frame } => {
-                    if let Some(h) = self.conns.get(&conn) {
-                        let _ = h.out.send(ConnOut::Frame(frame));
+                Output::Append(entry) => {
+                    self.appended_zxid = entry.header.zxid;
+                    // A send error means the log thread has stopped after a failure, which
+                    // it reports separately; the held outputs then never go out.
+                    let _ = self.storage.log.send(LogCmd::Append(entry));
+                }
+                other => {
+                    if self.appended_zxid > self.durable_zxid || !self.held.is_empty() {
+                        self.held.push_back((self.appended_zxid, other));
+                    } else {
+                        self.execute(other);
                     }
                 }
-                Output::Close { conn } => {
-                    if let Some(h) = self.conns.remove(&conn) {
-                        let _ = h.out.send(ConnOut::Close);
-                    }
-                }
-                // The in-memory server keeps no log; durable storage consumes these.
-                Output::Append(_) => {}
             }
         }
+    }
+
+    fn execute(&mut self, o: Output) {
+        match o {
+            Output::Send { conn, frame } => {
+                if let Some(h) = self.conns.get(&conn) {
+                    let _ = h.out.send(ConnOut::Frame(frame));
+                }
+            }
+            Output::Close { conn } => {
+                if let Some(h) = self.conns.remove(&conn) {
+                    let _ = h.out.send(ConnOut::Close);
+                }
+            }
+            Output::Append(_) => unreachable!("appends are never held"),
+        }
+    }
+
+    /// Handles a report of the storage threads; false when the core must stop.
+    fn on_storage_event(&mut self, ev: LogEvent) -> bool {
+        match ev {
+            LogEvent::Durable(zxid) => {
+                self.durable_zxid = self.durable_zxid.max(zxid);
+                while self
+                    .held
+                    .front()
+                    .is_some_and(|(need, _)| *need <= self.durable_zxid)
+                {
+                    if let Some((_, o)) = self.held.pop_front() {
+                        self.execute(o);
+                    }
+                }
+                true
+            }
+            LogEvent::SnapshotDue => {
+                self.start_snapshot();
+                true
+            }
+            LogEvent::SnapshotDone { zxid, result } => {
+                self.snapshot_running = false;
+                match result {
+                    Ok(what) => {
+                        tracing::info!(zxid = format!("0x{zxid:x}"), "snapshot written: {what}")
+                    }
+                    Err(e) => tracing::error!(
+                        zxid = format!("0x{zxid:x}"),
+                        "snapshot failed (the log still holds every txn): {e}"
+                    ),
+                }
+                true
+            }
+            LogEvent::Failed(msg) => {
+                // Latched: nothing held may ever be released, since it was never made
+                // durable. Stop serving; recovery on restart decides what survived.
+                tracing::error!("txn log write or fsync failed, this server stops serving: {msg}");
+                self.held.clear();
+                for (_, h) in self.conns.drain() {
+                    let _ = h.out.send(ConnOut::Close);
+                }
+                let _ = self.failed.send(Some(msg));
+                false
+            }
+        }
+    }
+
+    /// Starts a background snapshot of the current tree, unless one is running (as
+    /// ZooKeeper skips). The clone is a consistent copy-on-write view, cheap to take, so the
+    /// write path does not stall while the file is written.
+    fn start_snapshot(&mut self) {
+        if self.snapshot_running {
+            tracing::warn!("snapshot already in progress, skipping this one");
+            return;
+        }
+        self.snapshot_running = true;
+        durable::spawn_snapshot(
+            self.storage.fs.clone(),
+            self.storage.dirs.clone(),
+            self.node.tree().clone(),
+            self.node.last_zxid(),
+            self.storage.events_tx.clone(),
+        );
+    }
+
+    fn stop_log(&mut self) {
+        let _ = self.storage.log.send(LogCmd::Shutdown);
     }
 
     /// Resets every connection's counters (`crst`).

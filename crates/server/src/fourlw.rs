@@ -289,15 +289,9 @@ fn fd_counts() -> (usize, u64) {
 }
 
 fn wchs(core: &Core) -> String {
-    let tree = core.node.tree();
-    let by_session = tree.watches_by_session();
-    let paths = tree.watches_by_path().len();
-    format!(
-        "{} connections watching {} paths\nTotal watches:{}\n",
-        by_session.len(),
-        paths,
-        tree.watch_count()
-    )
+    // 3.8 summarises the data-watch table only (getData, exists, addWatch).
+    let (connections, paths, total) = core.node.tree().watch_summary();
+    format!("{connections} connections watching {paths} paths\nTotal watches:{total}\n")
 }
 
 fn wchc(core: &Core) -> String {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod conn;
 pub mod core;
+pub mod durable;
 pub mod fourlw;
 pub mod run;
 pub mod settings;

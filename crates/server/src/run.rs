@@ -1,12 +1,18 @@
-//! Starting and stopping a standalone server: binds the client port, starts the core task
-//! and the accept loop, and stops them when told.
+//! Starting and stopping a standalone server: recovers the data directory, binds the client
+//! port, starts the log thread, the core task and the accept loop, and stops them when told
+//! (or when the log fails).
 
 use crate::conn::{self, ConnContext};
-use crate::core::{Clock, Core, CoreMsg};
+use crate::core::{Clock, Core, CoreMsg, Storage};
+use crate::durable::{self, LogSettings};
 use crate::settings::ServerSettings;
 use crate::stats::ServerStats;
 use corral_node::{Node, NodeConfig};
-use corral_tree::{DataTree, TreeConfig};
+use corral_storage::fs::{FileSystem, StdFs};
+use corral_storage::layout::DataDirs;
+use corral_storage::log::LogWriterOptions;
+use corral_storage::trigger::SnapTriggerConfig;
+use corral_tree::TreeConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -19,14 +25,34 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
     core: JoinHandle<()>,
+    failed: watch::Receiver<Option<String>>,
+    log_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningServer {
+    /// Resolves when the server has stopped serving because its log failed; the message
+    /// says why.
+    pub async fn failure(&mut self) -> String {
+        loop {
+            if let Some(msg) = self.failed.borrow().clone() {
+                return msg;
+            }
+            if self.failed.changed().await.is_err() {
+                // The core is gone without a failure report: wait forever (shutdown path).
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Stops accepting, stops the core, and waits for both.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept.await;
         let _ = self.core.await;
+        if let Some(t) = self.log_thread.take() {
+            // The core told the log thread to finish and sync; wait for it off the runtime.
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 }
 
@@ -43,23 +69,81 @@ fn node_config(s: &ServerSettings) -> NodeConfig {
     }
 }
 
-/// Binds and starts a standalone server.
-pub async fn start(settings: ServerSettings) -> std::io::Result<RunningServer> {
-    let listener = TcpListener::bind(settings.client_addr).await?;
-    let local_addr = listener.local_addr()?;
-    let clock = Clock::new();
-    let now = clock.now();
-    let tree = DataTree::new(TreeConfig {
+/// Recovers the data directory, binds and starts a standalone server. Errors name the
+/// file, offset or address at fault.
+pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+    let dirs = DataDirs::new(&settings.data_dir, &settings.data_log_dir);
+    let tree_cfg = TreeConfig {
         extended_types_enabled: settings.extended_types_enabled,
         skip_acl: settings.skip_acl,
         super_digest: settings.super_digest.clone(),
-    });
-    let node = Node::new(node_config(&settings), tree, 0, now);
+    };
+    // Loading can take seconds on a large tree: keep it off the runtime's threads.
+    let recovered = {
+        let (fs, dirs) = (fs.clone(), dirs.clone());
+        tokio::task::spawn_blocking(move || {
+            let r = durable::recover(fs.clone(), &dirs, tree_cfg)?;
+            // As ZooKeeper does at every start: a snapshot of the loaded state, so the next
+            // start does not replay the same log again.
+            let what = durable::write_snapshot_now(fs.as_ref(), &dirs, &r.tree, r.last_zxid)
+                .map_err(|e| format!("cannot write the start-up snapshot: {e}"))?;
+            tracing::info!("start-up snapshot: {what}");
+            Ok::<_, String>(r)
+        })
+        .await
+        .map_err(|e| format!("recovery thread failed: {e}"))??
+    };
+    let listener = TcpListener::bind(settings.client_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.client_addr))?;
+    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let clock = Clock::new();
+    let now = clock.now();
+    let last_zxid = recovered.last_zxid;
+    let node = Node::new(node_config(&settings), recovered.tree, last_zxid, now);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let log_settings = LogSettings {
+        writer: LogWriterOptions {
+            prealloc_bytes: settings.prealloc_bytes,
+            force_sync: settings.force_sync,
+            ..LogWriterOptions::default()
+        },
+        trigger: SnapTriggerConfig {
+            snap_count: settings.snap_count_txns,
+            snap_size_bytes: settings.snap_size_limit_bytes,
+        },
+        trigger_seed: now.wall_ms as u64,
+    };
+    let (log_tx, log_thread) = durable::spawn_log_thread(
+        fs.clone(),
+        &dirs,
+        last_zxid,
+        log_settings,
+        events_tx.clone(),
+    )
+    .map_err(|e| format!("cannot open the txn log in {}: {e}", dirs.log_dir.display()))?;
+    let storage = Storage {
+        fs: fs.clone(),
+        dirs: dirs.clone(),
+        log: log_tx,
+        events: events_rx,
+        events_tx,
+        durable_zxid: last_zxid,
+    };
     let stats = Arc::new(ServerStats::new(now.wall_ms));
     let settings = Arc::new(settings);
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(settings.global_outstanding_limit.max(1));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let core = Core::new(node, settings.clone(), stats.clone(), clock);
+    let (failed_tx, failed_rx) = watch::channel(None);
+    let core = Core::new(
+        node,
+        settings.clone(),
+        stats.clone(),
+        clock,
+        storage,
+        failed_tx,
+    );
     let core = tokio::spawn(core.run(core_rx, shutdown_rx.clone()));
     let ctx = Arc::new(ConnContext {
         core: core_tx,
@@ -71,15 +155,40 @@ pub async fn start(settings: ServerSettings) -> std::io::Result<RunningServer> {
         ctx,
         settings.clone(),
         clock,
-        shutdown_rx,
+        shutdown_rx.clone(),
     ));
-    tracing::info!(%local_addr, "corral serving clients (standalone)");
+    if settings.autopurge_interval_hours > 0 {
+        tokio::spawn(autopurge_loop(fs, dirs, settings.clone(), shutdown_rx));
+    }
+    tracing::info!(%local_addr, last_zxid = format!("0x{last_zxid:x}"), "corral serving clients (standalone)");
     Ok(RunningServer {
         local_addr,
         shutdown: shutdown_tx,
         accept,
         core,
+        failed: failed_rx,
+        log_thread: Some(log_thread),
     })
+}
+
+/// `autopurge.purgeInterval`: every that many hours, purge old snapshots and logs.
+async fn autopurge_loop(
+    fs: Arc<dyn FileSystem>,
+    dirs: DataDirs,
+    settings: Arc<ServerSettings>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let every = std::time::Duration::from_secs(settings.autopurge_interval_hours * 3600);
+    let retain = settings.autopurge_snap_retain_count;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let (fs, dirs) = (fs.clone(), dirs.clone());
+        let _ = tokio::task::spawn_blocking(move || durable::purge_now(fs.as_ref(), &dirs, retain))
+            .await;
+    }
 }
 
 async fn accept_loop(

@@ -33,6 +33,18 @@ pub struct ServerSettings {
     pub container_max_never_used_ms: i64,
     /// The `conf` four-letter word's text (rendered by the config module).
     pub conf_text: String,
+    /// `snapCount`: txns between snapshots (on average 3/4 of this, randomised).
+    pub snap_count_txns: u64,
+    /// `snapSizeLimitInKb` in bytes; 0 turns the size rule off.
+    pub snap_size_limit_bytes: u64,
+    /// `preAllocSize` in bytes.
+    pub prealloc_bytes: u64,
+    /// `forceSync`: fsync the log before acknowledging.
+    pub force_sync: bool,
+    /// `autopurge.snapRetainCount`.
+    pub autopurge_snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 = off.
+    pub autopurge_interval_hours: u64,
 }
 
 impl ServerSettings {
@@ -57,6 +69,12 @@ impl ServerSettings {
             container_max_per_minute: 10_000,
             container_max_never_used_ms: 0,
             conf_text: String::new(),
+            snap_count_txns: 100_000,
+            snap_size_limit_bytes: 4 * 1024 * 1024 * 1024,
+            prealloc_bytes: 64 * 1024 * 1024,
+            force_sync: true,
+            autopurge_snap_retain_count: 3,
+            autopurge_interval_hours: 0,
         }
     }
 
@@ -115,6 +133,12 @@ impl ServerSettings {
             container_max_per_minute: cfg.container.max_per_minute as usize,
             container_max_never_used_ms: cfg.container.max_never_used_interval_ms as i64,
             conf_text: cfg.conf_text(dir_size(&cfg.data_dir), dir_size(&cfg.data_log_dir)),
+            snap_count_txns: cfg.snap_count_txns as u64,
+            snap_size_limit_bytes: cfg.snap_size_limit_kb.unwrap_or(0).saturating_mul(1024),
+            prealloc_bytes: cfg.pre_alloc_size_kb.saturating_mul(1024),
+            force_sync: cfg.force_sync,
+            autopurge_snap_retain_count: cfg.autopurge_snap_retain_count as usize,
+            autopurge_interval_hours: cfg.autopurge_purge_interval_hours as u64,
         })
     }
 }

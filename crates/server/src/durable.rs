@@ -1,0 +1,318 @@
+//! Durable storage for the running server: recovery at start, the log thread (group
+//! commit), and background snapshots.
+//!
+//! Owns: the [`TxnLogWriter`] (on its own OS thread, so fsyncs never block the runtime), the
+//! snapshot/roll trigger, and the snapshot writer thread.
+//!
+//! Protocol with the core task:
+//! * the core sends [`LogCmd::Append`] for every txn, in zxid order;
+//! * the log thread appends everything queued, then syncs once (group commit: under load
+//!   many txns share one fsync; under light load each txn gets its own immediately, so
+//!   batching adds no latency), then reports [`LogEvent::Durable`] with the highest zxid
+//!   now on disk; the core releases replies only up to that zxid;
+//! * when the trigger fires, the log thread rolls to a new file and reports
+//!   [`LogEvent::SnapshotDue`]; the core then hands a copy-on-write clone of the tree to
+//!   [`spawn_snapshot`];
+//! * a failed write or fsync latches: the log thread reports [`LogEvent::Failed`] once and
+//!   stops; it never retries an fsync. The core then stops serving.
+
+use corral_proto::TxnEntry;
+use corral_storage::fs::FileSystem;
+use corral_storage::layout::DataDirs;
+use corral_storage::log::{LogWriterOptions, TxnLogWriter};
+use corral_storage::trigger::{SnapTrigger, SnapTriggerConfig};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Most txns appended before one sync, so a flood still gets synced in bounded batches
+/// (ZooKeeper's `zookeeper.maxBatchSize`).
+pub const GROUP_COMMIT_TXNS_MAX: usize = 1000;
+
+/// Commands from the core to the log thread.
+pub enum LogCmd {
+    Append(TxnEntry),
+    /// Finish what is queued, sync, and stop.
+    Shutdown,
+}
+
+/// Reports from the storage threads to the core.
+#[derive(Debug)]
+pub enum LogEvent {
+    /// Everything up to and including this zxid is on disk (fsynced when forceSync=yes).
+    Durable(i64),
+    /// The log was rolled: take a snapshot now.
+    SnapshotDue,
+    /// A snapshot finished (or failed: the message says why; the log stays the source of
+    /// truth, so a failed snapshot does not stop the server).
+    SnapshotDone {
+        zxid: i64,
+        result: Result<String, String>,
+    },
+    /// Writing or syncing the log failed. Latched: nothing more will be made durable.
+    Failed(String),
+}
+
+/// Settings of the log thread.
+#[derive(Debug, Clone, Copy)]
+pub struct LogSettings {
+    pub writer: LogWriterOptions,
+    pub trigger: SnapTriggerConfig,
+    /// Seed of the trigger's randomisation (so that members do not snapshot together).
+    pub trigger_seed: u64,
+}
+
+/// Starts the log thread for `dirs`, appending above `last_zxid`.
+pub fn spawn_log_thread(
+    fs: Arc<dyn FileSystem>,
+    dirs: &DataDirs,
+    last_zxid: i64,
+    settings: LogSettings,
+    events: mpsc::UnboundedSender<LogEvent>,
+) -> std::io::Result<(std_mpsc::Sender<LogCmd>, std::thread::JoinHandle<()>)> {
+    let writer = TxnLogWriter::new(fs, &dirs.log_dir, Some(last_zxid), settings.writer)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (tx, rx) = std_mpsc::channel::<LogCmd>();
+    let handle = std::thread::Builder::new()
+        .name("corral-txnlog".into())
+        .spawn(move || log_loop(writer, rx, settings, events))?;
+    Ok((tx, handle))
+}
+
+fn log_loop(
+    mut writer: TxnLogWriter,
+    rx: std_mpsc::Receiver<LogCmd>,
+    settings: LogSettings,
+    events: mpsc::UnboundedSender<LogEvent>,
+) {
+    let mut trigger = SnapTrigger::new(settings.trigger, settings.trigger_seed);
+    let mut shutting_down = false;
+    while !shutting_down {
+        // Block for the first command, then take whatever else is already queued.
+        let Ok(first) = rx.recv() else { break };
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_TXNS_MAX {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let mut last = None;
+        let mut snapshot_due = false;
+        for cmd in batch {
+            match cmd {
+                LogCmd::Append(entry) => {
+                    let zxid = entry.header.zxid;
+                    let before = writer.current_file_bytes();
+                    if let Err(e) = writer.append(&entry) {
+                        let _ = events.send(LogEvent::Failed(e.to_string()));
+                        return;
+                    }
+                    let bytes = writer.current_file_bytes().saturating_sub(before);
+                    last = Some(zxid);
+                    if trigger.on_logged(bytes.max(1)) {
+                        snapshot_due = true;
+                        if let Err(e) = writer.roll() {
+                            let _ = events.send(LogEvent::Failed(e.to_string()));
+                            return;
+                        }
+                        trigger.reset();
+                    }
+                }
+                LogCmd::Shutdown => shutting_down = true,
+            }
+        }
+        if let Err(e) = writer.sync() {
+            // Never retried: the writer is latched and every later call fails the same way.
+            let _ = events.send(LogEvent::Failed(e.to_string()));
+            return;
+        }
+        if let Some(z) = last {
+            let _ = events.send(LogEvent::Durable(z));
+        }
+        if snapshot_due {
+            let _ = events.send(LogEvent::SnapshotDue);
+        }
+    }
+    if let Err(e) = writer.close() {
+        tracing::error!("closing the txn log failed: {e}");
+    }
+}
+
+/// Loaded state at start-up.
+pub struct Recovered {
+    pub tree: corral_tree::DataTree,
+    pub last_zxid: i64,
+    /// Nothing was on disk.
+    pub fresh: bool,
+}
+
+/// Nodes or txns between two progress lines while loading.
+const RECOVERY_PROGRESS_EVERY: u64 = 100_000;
+
+/// Loads the newest valid snapshot and replays the log after it. Torn tails are cut (and
+/// logged); a corrupt record, a gap, or a snapshot that fails its checksum with no older one
+/// to fall back to is an error whose text names the file and offset.
+pub fn recover(
+    fs: Arc<dyn FileSystem>,
+    dirs: &DataDirs,
+    cfg: corral_tree::TreeConfig,
+) -> Result<Recovered, String> {
+    use corral_storage::recovery::{plan_recovery, RecoveryOptions};
+    let started = std::time::Instant::now();
+    let plan = plan_recovery(fs.clone(), dirs, RecoveryOptions::default())
+        .map_err(|e| format!("cannot recover from {}: {e}", dirs.snap_dir.display()))?;
+    for r in &plan.repairs {
+        tracing::warn!("recovery repaired the log: {r:?}");
+    }
+    for s in &plan.skipped_snapshots {
+        tracing::warn!(
+            "skipped snapshot {} (0x{:x}): {}",
+            s.path.display(),
+            s.zxid,
+            s.reason
+        );
+    }
+    let mut tree = match &plan.snapshot {
+        None => corral_tree::DataTree::new(cfg),
+        Some(info) => {
+            tracing::info!("loading snapshot {}", info.path.display());
+            let mut sink = Progress::new(corral_tree::snapshot::TreeBuilder::new(cfg));
+            plan.load_snapshot(fs.as_ref(), &mut sink)
+                .map_err(|e| format!("cannot load snapshot: {e}"))?;
+            sink.inner
+                .finish()
+                .map_err(|e| format!("snapshot {} is inconsistent: {e}", info.path.display()))?
+        }
+    };
+    let mut replayed = 0u64;
+    for rec in plan.entries(fs.clone()) {
+        let rec = rec.map_err(|e| format!("cannot replay the txn log: {e}"))?;
+        tree.replay(&rec.entry.header, &rec.entry.txn)
+            .map_err(|e| {
+                format!(
+                    "cannot replay txn 0x{:x} from {} at offset {}: {e}",
+                    rec.zxid(),
+                    rec.file.display(),
+                    rec.offset
+                )
+            })?;
+        replayed += 1;
+        if replayed.is_multiple_of(RECOVERY_PROGRESS_EVERY) {
+            tracing::info!(replayed, total = plan.entry_count, "replaying the txn log");
+        }
+    }
+    tracing::info!(
+        nodes = tree.node_count(),
+        sessions = tree.sessions().count(),
+        replayed,
+        last_zxid = format!("0x{:x}", plan.last_zxid),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    Ok(Recovered {
+        tree,
+        last_zxid: plan.last_zxid,
+        fresh: plan.is_fresh(),
+    })
+}
+
+/// A sink that logs a progress line every [`RECOVERY_PROGRESS_EVERY`] nodes.
+struct Progress<S> {
+    inner: S,
+    nodes: u64,
+}
+
+impl<S> Progress<S> {
+    fn new(inner: S) -> Progress<S> {
+        Progress { inner, nodes: 0 }
+    }
+}
+
+impl<S: corral_storage::snapshot::SnapshotSink> corral_storage::snapshot::SnapshotSink
+    for Progress<S>
+{
+    fn session(&mut self, id: i64, timeout_ms: i32) -> Result<(), corral_storage::error::BoxError> {
+        self.inner.session(id, timeout_ms)
+    }
+    fn acl(
+        &mut self,
+        id: i64,
+        acls: Vec<corral_proto::Acl>,
+    ) -> Result<(), corral_storage::error::BoxError> {
+        self.inner.acl(id, acls)
+    }
+    fn node(
+        &mut self,
+        node: corral_storage::snapshot::SnapshotNode,
+    ) -> Result<(), corral_storage::error::BoxError> {
+        self.nodes += 1;
+        if self.nodes.is_multiple_of(RECOVERY_PROGRESS_EVERY) {
+            tracing::info!(nodes = self.nodes, "loading snapshot");
+        }
+        self.inner.node(node)
+    }
+    fn digest(
+        &mut self,
+        d: corral_storage::snapshot::ZxidDigest,
+    ) -> Result<(), corral_storage::error::BoxError> {
+        self.inner.digest(d)
+    }
+}
+
+/// Writes `tree` (a consistent clone taken at `zxid`) as `snapshot.<zxid>` synchronously.
+pub fn write_snapshot_now(
+    fs: &dyn FileSystem,
+    dirs: &DataDirs,
+    tree: &corral_tree::DataTree,
+    zxid: i64,
+) -> Result<String, String> {
+    let source = tree.snapshot_source(zxid);
+    corral_storage::snapshot::write_snapshot(fs, &dirs.snap_dir, zxid, &source)
+        .map(|info| {
+            format!(
+                "{} ({} nodes, {} bytes)",
+                info.path.display(),
+                info.nodes,
+                info.bytes
+            )
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Writes a snapshot on its own thread and reports [`LogEvent::SnapshotDone`].
+pub fn spawn_snapshot(
+    fs: Arc<dyn FileSystem>,
+    dirs: DataDirs,
+    tree: corral_tree::DataTree,
+    zxid: i64,
+    events: mpsc::UnboundedSender<LogEvent>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("corral-snapshot".into())
+        .spawn({
+            let events = events.clone();
+            move || {
+                let result = write_snapshot_now(fs.as_ref(), &dirs, &tree, zxid);
+                let _ = events.send(LogEvent::SnapshotDone { zxid, result });
+            }
+        });
+    if let Err(e) = spawned {
+        let _ = events.send(LogEvent::SnapshotDone {
+            zxid,
+            result: Err(format!("cannot start the snapshot thread: {e}")),
+        });
+    }
+}
+
+/// Runs `autopurge`: keeps the newest `retain` snapshots and the logs they need.
+pub fn purge_now(fs: &dyn FileSystem, dirs: &DataDirs, retain: usize) {
+    match corral_storage::retention::purge(fs, dirs, retain) {
+        Ok(out) => tracing::info!(
+            removed = out.removed.len(),
+            kept = out.kept_snapshots.len(),
+            "autopurge done"
+        ),
+        Err(e) => tracing::warn!("autopurge failed: {e}"),
+    }
+}
