@@ -78,14 +78,21 @@ fn run_server(config: Option<PathBuf>) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let server = match corral_server::run::start(settings).await {
+        let mut server = match corral_server::run::start(settings).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot start: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            msg = server.failure() => {
+                eprintln!("corral: stopped serving: {msg}");
+                server.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
         tracing::info!("shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
