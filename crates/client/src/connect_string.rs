@@ -123,58 +123,69 @@ impl Chroot {
     }
 }
 
-/// ZooKeeper's `PathUtils.validatePath`: absolute, no empty, `.` or `..` components, no
-/// trailing slash (except for `/`, or when `sequential` since the server appends digits), no
-/// control or reserved characters.
-pub fn validate_path(path: &str, sequential: bool) -> Result<()> {
-    let bad = |why: &str| {
-        Err(Error::InvalidArgument(format!(
-            "invalid path {path:?}: {why}"
-        )))
-    };
-    if path.is_empty() {
-        return bad("empty");
+/// ZooKeeper's `PathUtils.validatePath(path, isSequential)`, as the Java client runs it before
+/// sending a request. `Err` holds the message of Java's `IllegalArgumentException`, word for
+/// word (positions `@i` count UTF-16 code units, as Java does). A sequential path is checked
+/// with a `1` appended, since the server appends the counter: so `/` and `/a/` are valid
+/// sequential paths (the server creates `/0000000001` and `/a/0000000001`).
+pub fn check_path(path: &str, sequential: bool) -> std::result::Result<(), String> {
+    if sequential {
+        return check_plain_path(&format!("{path}1"));
     }
-    if !path.starts_with('/') {
-        return bad("must start with /");
+    check_plain_path(path)
+}
+
+/// `PathUtils.validatePath(path)`.
+fn check_plain_path(path: &str) -> std::result::Result<(), String> {
+    const SLASH: u16 = b'/' as u16;
+    const DOT: u16 = b'.' as u16;
+    let units: Vec<u16> = path.encode_utf16().collect();
+    if units.is_empty() {
+        return Err("Path length must be > 0".into());
     }
-    if path.len() == 1 {
-        return if sequential {
-            bad("sequential node under / needs a name prefix")
-        } else {
-            Ok(())
-        };
+    if units[0] != SLASH {
+        return Err("Path must start with / character".into());
     }
-    if path.ends_with('/') && !sequential {
-        return bad("must not end with /");
+    if units.len() == 1 {
+        return Ok(());
     }
-    let body = if sequential && path.ends_with('/') {
-        &path[1..path.len() - 1]
-    } else {
-        &path[1..]
-    };
-    if !body.is_empty() || !sequential {
-        for comp in body.split('/') {
-            if comp.is_empty() {
-                return bad("empty component");
-            }
-            if comp == "." || comp == ".." {
-                return bad("relative component");
-            }
-        }
+    if units[units.len() - 1] == SLASH {
+        return Err("Path must not end with / character".into());
     }
-    for c in path.chars() {
-        let u = c as u32;
-        if u == 0
-            || (0x1..=0x1f).contains(&u)
-            || (0x7f..=0x9f).contains(&u)
-            || (0xd800..=0xf8ff).contains(&u)
-            || (0xfff0..=0xffff).contains(&u)
+    let mut last = SLASH;
+    for i in 1..units.len() {
+        let c = units[i];
+        // `i + 1` is the next unit; `i - 2` exists whenever `last` is a dot (i >= 2).
+        let component_ends = units.get(i + 1).is_none_or(|&n| n == SLASH);
+        let reason = if c == 0 {
+            Some("null character not allowed")
+        } else if c == SLASH && last == SLASH {
+            Some("empty node name specified")
+        } else if c == DOT && last == DOT {
+            let starts = i >= 2 && units[i - 2] == SLASH;
+            (starts && component_ends).then_some("relative paths not allowed")
+        } else if c == DOT {
+            (last == SLASH && component_ends).then_some("relative paths not allowed")
+        } else if (0x01..=0x1f).contains(&c)
+            || (0x7f..=0x9f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || c >= 0xfff0
         {
-            return bad("invalid character");
+            Some("invalid character")
+        } else {
+            None
+        };
+        if let Some(r) = reason {
+            return Err(format!("Invalid path string \"{path}\" caused by {r} @{i}"));
         }
+        last = c;
     }
     Ok(())
+}
+
+/// [`check_path`] as a client error: [`Error::InvalidArgument`] with Java's message.
+pub fn validate_path(path: &str, sequential: bool) -> Result<()> {
+    check_path(path, sequential).map_err(Error::InvalidArgument)
 }
 
 /// The parent of a path (`/a/b` -> `/a`, `/a` -> `/`).
@@ -324,17 +335,72 @@ mod tests {
     }
 
     #[test]
-    fn validates_paths() {
-        assert!(validate_path("/", false).is_ok());
-        assert!(validate_path("/a/b", false).is_ok());
-        assert!(validate_path("/a/", false).is_err());
-        assert!(validate_path("/a/", true).is_ok());
-        assert!(validate_path("/a/lock-", true).is_ok());
-        assert!(validate_path("a", false).is_err());
-        assert!(validate_path("/a//b", false).is_err());
-        assert!(validate_path("/a/./b", false).is_err());
-        assert!(validate_path("/a/..", false).is_err());
-        assert!(validate_path("/a\u{0}", false).is_err());
+    fn validates_paths_with_javas_messages() {
+        let msg = |p: &str, seq: bool| check_path(p, seq).err().unwrap_or_default();
+        for ok in [
+            "/",
+            "/a/b",
+            "/a/.b",
+            "/a/...",
+            "/a/b.",
+            "/..a",
+            "/a\u{f900}x",
+        ] {
+            assert_eq!(check_path(ok, false), Ok(()), "{ok:?}");
+        }
+        assert_eq!(msg("", false), "Path length must be > 0");
+        assert_eq!(msg("a", false), "Path must start with / character");
+        assert_eq!(msg("/a/", false), "Path must not end with / character");
+        assert_eq!(
+            msg("/e1//x", false),
+            "Invalid path string \"/e1//x\" caused by empty node name specified @4"
+        );
+        assert_eq!(
+            msg("/a/./b", false),
+            "Invalid path string \"/a/./b\" caused by relative paths not allowed @3"
+        );
+        assert_eq!(
+            msg("/a/..", false),
+            "Invalid path string \"/a/..\" caused by relative paths not allowed @4"
+        );
+        assert_eq!(
+            msg("/.", false),
+            "Invalid path string \"/.\" caused by relative paths not allowed @1"
+        );
+        assert_eq!(
+            msg("/a\u{0}", false),
+            "Invalid path string \"/a\u{0}\" caused by null character not allowed @2"
+        );
+        assert_eq!(
+            msg("/a\u{1}", false),
+            "Invalid path string \"/a\u{1}\" caused by invalid character @2"
+        );
+        // Outside the BMP: a surrogate pair in Java, invalid at its first unit.
+        assert_eq!(
+            msg("/ab\u{1F600}c", false),
+            "Invalid path string \"/ab\u{1F600}c\" caused by invalid character @3"
+        );
+        // Positions count UTF-16 units: "é" is one unit.
+        assert_eq!(msg("/é//", false), "Path must not end with / character");
+        assert_eq!(
+            msg("/é//x", false),
+            "Invalid path string \"/é//x\" caused by empty node name specified @3"
+        );
+        // Sequential paths are checked with the server's counter in place ("1").
+        assert_eq!(check_path("/", true), Ok(()));
+        assert_eq!(check_path("/a/", true), Ok(()));
+        assert_eq!(check_path("/a/lock-", true), Ok(()));
+        assert_eq!(
+            msg("/a//", true),
+            "Invalid path string \"/a//1\" caused by empty node name specified @3"
+        );
+        assert_eq!(msg("", true), "Path must start with / character");
+        assert_eq!(
+            validate_path("x", false),
+            Err(Error::InvalidArgument(
+                "Path must start with / character".into()
+            ))
+        );
     }
 
     #[test]
