@@ -7,17 +7,20 @@
 //! [`crate::core::Core`]; a `Client` is a cheap clone of a channel sender plus watch receivers.
 //!
 //! Invariant: every path that leaves this module for the server went through
-//! [`Chroot::apply`] after [`validate_path`]; every path coming back went through
-//! [`Chroot::strip`].
+//! [`Chroot::apply`] after [`validate_path`] (Java's client-side check, with its messages);
+//! every path coming back went through [`Chroot::strip`].
 
 use crate::connect_string::{validate_path, Chroot, ConnectString, HostList, SplitMix64};
-use crate::core::{Core, CoreConfig, Outgoing, Reply, ReplyResult, WatchCounts, WatchReg};
+use crate::core::{
+    Core, CoreConfig, OneShotWatcher, Outgoing, Reply, ReplyResult, StreamWatcher, WatchCounts,
+    WatchReg, Watcher,
+};
 use crate::driver::{Command, Driver};
 use crate::error::{Error, Result};
 use crate::types::{
     CreateMode, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState, TTL_MS_MAX,
 };
-use crate::watch::{WatchFuture, WatchStream};
+use crate::watch::{EventStream, WatchFuture, WatchStream};
 use bytes::Bytes;
 use corral_proto::frame::JUTE_MAXBUFFER_BYTES_DEFAULT;
 use corral_proto::request::{
@@ -26,6 +29,7 @@ use corral_proto::request::{
 use corral_proto::{
     Acl, AddWatchMode, ClientInfo, MultiResult, Request, Response, Stat, WatcherType,
 };
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -52,12 +56,19 @@ pub struct ClientOptions {
     pub rng_seed: Option<u64>,
     /// Resume an existing session (id, password) instead of creating one.
     pub session: Option<(i64, Bytes)>,
-    /// Credentials sent before anything else on every connection.
-    pub auth: Vec<(String, Bytes)>,
+    /// Credentials sent before anything else on every connection (`None`: a null buffer).
+    pub auth: Vec<(String, Option<Bytes>)>,
     /// Largest frame accepted from the server (`jute.maxbuffer`).
     pub max_frame_bytes: usize,
     /// First xid to use (default 1); lets tests exercise the wrap from `i32::MAX` to 1.
     pub first_xid: Option<i32>,
+    /// The Java client's behaviour while disconnected: when a connection attempt fails
+    /// (refused, timed out, closed during the handshake), every request issued since the
+    /// connection was lost fails with [`Error::ConnectionLoss`] at once instead of waiting
+    /// for a later connection or its deadline, and [`Client::close`] waits for the attempt in
+    /// progress like a request. Off by default: requests wait (bounded by
+    /// `request_timeout`) and a close while disconnected ends the session at once.
+    pub fail_queued_on_connect_failure: bool,
 }
 
 impl Default for ClientOptions {
@@ -72,6 +83,7 @@ impl Default for ClientOptions {
             auth: Vec::new(),
             max_frame_bytes: JUTE_MAXBUFFER_BYTES_DEFAULT,
             first_xid: None,
+            fail_queued_on_connect_failure: false,
         }
     }
 }
@@ -104,9 +116,19 @@ impl ClientOptions {
         self.session = Some((session_id, password));
         self
     }
-    pub fn auth(mut self, scheme: &str, auth: &[u8]) -> Self {
+    pub fn auth(self, scheme: &str, auth: &[u8]) -> Self {
+        self.auth_opt(scheme, Some(auth))
+    }
+    /// Like [`ClientOptions::auth`]; `None` sends a null buffer, as Java's
+    /// `addAuthInfo(scheme, null)`.
+    pub fn auth_opt(mut self, scheme: &str, auth: Option<&[u8]>) -> Self {
         self.auth
-            .push((scheme.to_owned(), Bytes::copy_from_slice(auth)));
+            .push((scheme.to_owned(), auth.map(Bytes::copy_from_slice)));
+        self
+    }
+    /// See [`ClientOptions::fail_queued_on_connect_failure`].
+    pub fn fail_queued_on_connect_failure(mut self, yes: bool) -> Self {
+        self.fail_queued_on_connect_failure = yes;
         self
     }
     pub fn max_frame_bytes(mut self, n: usize) -> Self {
@@ -122,6 +144,29 @@ impl ClientOptions {
     /// Starts the client without waiting for a session (state starts at Connecting). Must be
     /// called inside a tokio runtime.
     pub fn start(&self, connect_string: &str) -> Result<Client> {
+        Ok(self.start_inner(connect_string, false)?.0)
+    }
+
+    /// Like [`ClientOptions::start`], with the session's [`EventStream`] (every notification
+    /// once, every state change, failed connection attempts), from the very start.
+    pub fn start_with_events(&self, connect_string: &str) -> Result<(Client, EventStream)> {
+        let (client, events) = self.start_inner(connect_string, true)?;
+        let events = events.ok_or_else(|| Error::Protocol("event stream missing".into()))?;
+        Ok((client, events))
+    }
+
+    /// Like [`ClientOptions::connect`], with the session's [`EventStream`] (its first event is
+    /// the state `Connected`).
+    pub async fn connect_with_events(&self, connect_string: &str) -> Result<(Client, EventStream)> {
+        let (c, events) = self.start_with_events(connect_string)?;
+        self.await_first_session(c).await.map(|c| (c, events))
+    }
+
+    fn start_inner(
+        &self,
+        connect_string: &str,
+        with_events: bool,
+    ) -> Result<(Client, Option<EventStream>)> {
         let cs = ConnectString::parse(connect_string)?;
         let mut rng = match self.rng_seed {
             Some(s) => SplitMix64::new(s),
@@ -136,10 +181,17 @@ impl ClientOptions {
                 chroot: cs.chroot.clone(),
                 can_be_read_only: self.can_be_read_only,
                 session: self.session.clone(),
+                fail_queued_on_connect_failure: self.fail_queued_on_connect_failure,
             },
             state_tx,
             info_tx,
         );
+        let events = with_events.then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            core.set_event_sink(tx);
+            EventStream::new(rx)
+        });
+        let connect_failures = core.connect_failure_counter();
         if let Some(x) = self.first_xid {
             if x <= 0 {
                 return Err(Error::InvalidArgument(format!(
@@ -164,21 +216,27 @@ impl ClientOptions {
             drop_requested: false,
         };
         tokio::spawn(driver.run());
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 cmd_tx,
                 state_rx,
                 info_rx,
                 chroot: cs.chroot,
                 request_timeout: self.request_timeout,
+                connect_failures,
             }),
-        })
+        };
+        Ok((client, events))
     }
 
     /// Starts the client and waits until it has a session (or fails: Timeout after
     /// `connect_timeout`, SessionExpired when resuming a dead session, AuthFailed).
     pub async fn connect(&self, connect_string: &str) -> Result<Client> {
         let c = self.start(connect_string)?;
+        self.await_first_session(c).await
+    }
+
+    async fn await_first_session(&self, c: Client) -> Result<Client> {
         match tokio::time::timeout(self.connect_timeout, c.wait_connected()).await {
             Ok(Ok(())) => Ok(c),
             Ok(Err(e)) => Err(e),
@@ -197,6 +255,7 @@ struct Inner {
     info_rx: watch::Receiver<SessionInfo>,
     chroot: Chroot,
     request_timeout: Option<Duration>,
+    connect_failures: Arc<AtomicU64>,
 }
 
 /// A ZooKeeper session. Cheap to clone; the session is closed when [`Client::close`] is
@@ -275,6 +334,12 @@ impl Client {
         self.inner.chroot.as_str()
     }
 
+    /// How many connection attempts have failed since the client started (each is also a
+    /// [`crate::SessionEvent::ConnectFailed`] on the event stream).
+    pub fn connect_failures(&self) -> u64 {
+        self.inner.connect_failures.load(Ordering::Relaxed)
+    }
+
     /// Waits until connected; fails if the session ends first.
     pub async fn wait_connected(&self) -> Result<()> {
         let mut rx = self.inner.state_rx.clone();
@@ -320,7 +385,10 @@ impl Client {
             .unwrap_or(Err(Error::Timeout))
     }
 
-    /// Closes the session (closeSession), ending every watch with a Closed event.
+    /// Closes the session (closeSession), ending every watch with a Closed event. While
+    /// disconnected the session ends at once (the server expires it), or, with
+    /// [`ClientOptions::fail_queued_on_connect_failure`], after the next connection attempt:
+    /// closeSession is sent if it succeeds.
     pub async fn close(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         if self
@@ -393,31 +461,35 @@ impl Client {
 
     // --- create / delete --------------------------------------------------------------------
 
+    /// The create request for `mode` (see [`CreateMode::opcode`] for `with_stat`), after the
+    /// Java client's checks in its order: path, TTL, ACL.
     fn create_request(
         &self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
-    ) -> Result<(Request, String)> {
+        with_stat: bool,
+    ) -> Result<Request> {
         validate_path(path, mode.is_sequential())?;
         if let Some(ttl) = mode.ttl_ms() {
             if ttl <= 0 || ttl > TTL_MS_MAX {
-                return Err(Error::InvalidArgument(format!("ttl {ttl} ms out of range")));
+                return Err(Error::InvalidArgument(format!(
+                    "ttl must be positive and cannot be larger than: {TTL_MS_MAX}"
+                )));
             }
         }
         if acl.is_empty() {
             return Err(Error::InvalidAcl);
         }
-        let server_path = self.inner.chroot.apply(path);
         let body = CreateRequest {
-            path: server_path.clone(),
-            data: Some(Bytes::copy_from_slice(data)),
+            path: self.inner.chroot.apply(path),
+            data: data.map(Bytes::copy_from_slice),
             acl: Some(acl.to_vec()),
             flags: mode.flags(),
             ttl: mode.ttl_ms(),
         };
-        Ok((body_to_create(mode, true, body), server_path))
+        Ok(body_to_create(mode, with_stat, body))
     }
 
     /// Creates a node and returns its actual path (with the sequence suffix). Uses create
@@ -429,11 +501,21 @@ impl Client {
         acl: &[Acl],
         mode: CreateMode,
     ) -> Result<String> {
-        let (req, _) = self.create_request(path, data, acl, mode)?;
-        let req = match req {
-            Request::Create2(c) => Request::Create(c),
-            other => other,
-        };
+        self.create_opt(path, Some(data), acl, mode).await
+    }
+
+    /// Like [`Client::create`]; `data: None` creates the node with null data (read back as
+    /// `None` by [`Client::get_data_opt`]). Sends what the Java client's
+    /// `create(path, data, acl, mode)` sends: create (1) without a stat, createContainer (19)
+    /// for containers, createTTL (21) for TTL modes.
+    pub async fn create_opt(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<String> {
+        let req = self.create_request(path, data, acl, mode, false)?;
         match self.call(req, None).await?.response {
             Response::Create { path } | Response::Create2 { path, .. } => {
                 Ok(self.inner.chroot.strip(&path))
@@ -450,7 +532,20 @@ impl Client {
         acl: &[Acl],
         mode: CreateMode,
     ) -> Result<(String, Stat)> {
-        let (req, _) = self.create_request(path, data, acl, mode)?;
+        self.create2_opt(path, Some(data), acl, mode).await
+    }
+
+    /// Like [`Client::create2`]; `data: None` creates the node with null data. Sends what
+    /// the Java client's `create(path, data, acl, mode, stat)` sends: create2 (15), or
+    /// createContainer (19) / createTTL (21).
+    pub async fn create2_opt(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<(String, Stat)> {
+        let req = self.create_request(path, data, acl, mode, true)?;
         match self.call(req, None).await?.response {
             Response::Create2 { path, stat } => Ok((self.inner.chroot.strip(&path), stat)),
             r => unexpected(r),
@@ -504,8 +599,16 @@ impl Client {
         Ok(())
     }
 
+    /// Deletes the node if its version matches (or any with [`ANY_VERSION`]). As in the Java
+    /// client, `/` is sent as `/` even under a chroot, so that it fails as deleting the root
+    /// does instead of deleting the chroot node.
     pub async fn delete(&self, path: &str, version: i32) -> Result<()> {
-        let path = self.server_path(path)?;
+        validate_path(path, false)?;
+        let path = if path == "/" {
+            path.to_owned()
+        } else {
+            self.inner.chroot.apply(path)
+        };
         match self
             .call(Request::Delete(PathVersion { path, version }), None)
             .await?
@@ -525,11 +628,8 @@ impl Client {
     ) -> Result<(Option<Stat>, Option<WatchFuture>)> {
         let sp = self.server_path(path)?;
         let (reg, fut) = if watch {
-            let (tx, rx) = oneshot::channel();
-            (
-                Some(WatchReg::Exists(sp.clone(), tx)),
-                Some(WatchFuture::new(rx, path.to_owned())),
-            )
+            let (w, fut) = one_shot(path);
+            (Some(WatchReg::Exists(sp.clone(), w)), Some(fut))
         } else {
             (None, None)
         };
@@ -566,7 +666,13 @@ impl Client {
         watch: bool,
     ) -> Result<(Option<Bytes>, Stat, Option<WatchFuture>)> {
         let sp = self.server_path(path)?;
-        let (reg, fut) = one_shot(watch, WatchReg::Data, &sp, path);
+        let (reg, fut) = match watch {
+            true => {
+                let (w, fut) = one_shot(path);
+                (Some(WatchReg::Data(sp.clone(), w)), Some(fut))
+            }
+            false => (None, None),
+        };
         match self
             .call(Request::GetData(PathWatch { path: sp, watch }), reg)
             .await?
@@ -591,9 +697,15 @@ impl Client {
 
     /// Like [`Client::get_data`] and leaves a data watch (NodeDataChanged / NodeDeleted).
     pub async fn get_data_w(&self, path: &str) -> Result<(Bytes, Stat, WatchFuture)> {
+        let (d, s, f) = self.get_data_opt_w(path).await?;
+        Ok((d.unwrap_or_default(), s, f))
+    }
+
+    /// Like [`Client::get_data_opt`] (`None` for a null buffer) and leaves a data watch.
+    pub async fn get_data_opt_w(&self, path: &str) -> Result<(Option<Bytes>, Stat, WatchFuture)> {
         let (d, s, f) = self.get_data_inner(path, true).await?;
         let f = f.ok_or_else(|| Error::Protocol("watch lost".into()))?;
-        Ok((d.unwrap_or_default(), s, f))
+        Ok((d, s, f))
     }
 
     pub async fn set_data(&self, path: &str, data: &[u8], version: i32) -> Result<Stat> {
@@ -638,7 +750,13 @@ impl Client {
         with_stat: bool,
     ) -> Result<(Vec<String>, Option<Stat>, Option<WatchFuture>)> {
         let sp = self.server_path(path)?;
-        let (reg, fut) = one_shot(watch, WatchReg::Child, &sp, path);
+        let (reg, fut) = match watch {
+            true => {
+                let (w, fut) = one_shot(path);
+                (Some(WatchReg::Child(sp.clone(), w)), Some(fut))
+            }
+            false => (None, None),
+        };
         let pw = PathWatch { path: sp, watch };
         let req = if with_stat {
             Request::GetChildren2(pw)
@@ -702,18 +820,10 @@ impl Client {
     }
 
     /// Ephemeral nodes of this session whose path starts with `prefix` (a plain string
-    /// prefix, not component-aware; `/` for all). Paths are relative to the chroot.
+    /// prefix, not component-aware, checked as a path as the Java client does; `/` for all).
+    /// Paths are relative to the chroot (the Java client applies no chroot here).
     pub async fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>> {
-        let p = if prefix.is_empty() || prefix == "/" {
-            self.inner.chroot.apply("/")
-        } else {
-            if !prefix.starts_with('/') {
-                return Err(Error::InvalidArgument(format!(
-                    "prefix {prefix:?} must start with /"
-                )));
-            }
-            self.inner.chroot.apply(prefix)
-        };
+        let p = self.server_path(prefix)?;
         match self
             .call(Request::GetEphemerals { prefix: Some(p) }, None)
             .await?
@@ -736,30 +846,39 @@ impl Client {
 
     /// The ensemble configuration (`/zookeeper/config`; not subject to the chroot).
     pub async fn get_config(&self) -> Result<(Bytes, Stat)> {
+        let (d, s) = self.get_config_opt().await?;
+        Ok((d.unwrap_or_default(), s))
+    }
+
+    /// Like [`Client::get_config`], with `None` for a null buffer.
+    pub async fn get_config_opt(&self) -> Result<(Option<Bytes>, Stat)> {
         let req = Request::GetData(PathWatch {
             path: CONFIG_NODE.into(),
             watch: false,
         });
         match self.call(req, None).await?.response {
-            Response::GetData { data, stat } => Ok((data.unwrap_or_default(), stat)),
+            Response::GetData { data, stat } => Ok((data, stat)),
             r => unexpected(r),
         }
     }
 
     /// Like [`Client::get_config`] and watches the config node.
     pub async fn get_config_w(&self) -> Result<(Bytes, Stat, WatchFuture)> {
-        let (tx, rx) = oneshot::channel();
+        let (d, s, f) = self.get_config_opt_w().await?;
+        Ok((d.unwrap_or_default(), s, f))
+    }
+
+    /// Like [`Client::get_config_opt`] and watches the config node. The watch event's path
+    /// is `/zookeeper/config`, which a chroot does not change.
+    pub async fn get_config_opt_w(&self) -> Result<(Option<Bytes>, Stat, WatchFuture)> {
+        let (w, fut) = one_shot(CONFIG_NODE);
         let req = Request::GetData(PathWatch {
             path: CONFIG_NODE.into(),
             watch: true,
         });
-        let reg = WatchReg::Data(CONFIG_NODE.into(), tx);
+        let reg = WatchReg::Data(CONFIG_NODE.into(), w);
         match self.call(req, Some(reg)).await?.response {
-            Response::GetData { data, stat } => Ok((
-                data.unwrap_or_default(),
-                stat,
-                WatchFuture::new(rx, CONFIG_NODE.into()),
-            )),
+            Response::GetData { data, stat } => Ok((data, stat, fut)),
             r => unexpected(r),
         }
     }
@@ -796,7 +915,7 @@ impl Client {
                     data,
                     acl,
                     mode,
-                } => self.create_request(path, data, acl, *mode)?.0,
+                } => self.create_request(path, Some(data), acl, *mode, true)?,
                 Op::Delete { path, version } => Request::Delete(PathVersion {
                     path: self.server_path(path)?,
                     version: *version,
@@ -909,16 +1028,23 @@ impl Client {
     pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<WatchStream> {
         let sp = self.server_path(path)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let detached = Arc::new(AtomicBool::new(false));
+        let w: StreamWatcher = Watcher {
+            tx,
+            detached: detached.clone(),
+        };
         let reg = match mode {
-            AddWatchMode::Persistent => WatchReg::Persistent(sp.clone(), tx),
-            AddWatchMode::PersistentRecursive => WatchReg::PersistentRecursive(sp.clone(), tx),
+            AddWatchMode::Persistent => WatchReg::Persistent(sp.clone(), w),
+            AddWatchMode::PersistentRecursive => WatchReg::PersistentRecursive(sp.clone(), w),
         };
         let req = Request::AddWatch(PathType {
             path: sp,
             kind: mode.code(),
         });
         match self.call(req, Some(reg)).await?.response {
-            Response::AddWatch | Response::Empty => Ok(WatchStream::new(rx, path.to_owned())),
+            Response::AddWatch | Response::Empty => {
+                Ok(WatchStream::new(rx, path.to_owned(), detached))
+            }
             r => unexpected(r),
         }
     }
@@ -942,36 +1068,33 @@ impl Client {
         }
     }
 
-    /// Removes the watches of `kind` on `path` on the server and locally; the local watchers
-    /// get a DataWatchRemoved / ChildWatchRemoved / PersistentWatchRemoved event. With
-    /// `local`, only the local watchers are removed and the server is not asked.
+    /// Removes every watch of `kind` on `path` (removeWatches, 18), settled as the Java
+    /// client's `removeAllWatches` settles it when the answer arrives:
+    ///
+    /// * no local watch of `kind` on `path` (a persistent or recursive watch counts for
+    ///   Children and Data too): [`Error::NoWatcher`], whatever the server said;
+    /// * the server failed (NoWatcher when it holds none) and not `local`: its error;
+    /// * otherwise the local watchers of `kind` are removed (Data: data and exist watches;
+    ///   Any: all five kinds), each told with a DataWatchRemoved / ChildWatchRemoved /
+    ///   PersistentWatchRemoved event, and the event stream gets one event per type;
+    ///   NoWatcher if there were none.
+    ///
+    /// With `local` the server is still asked, but its failure, a lost connection (and, with
+    /// [`ClientOptions::fail_queued_on_connect_failure`], a failed connection attempt) do not
+    /// keep the local watchers: removed locally while disconnected, the events carry state
+    /// Disconnected.
     pub async fn remove_watches(&self, path: &str, kind: WatcherType, local: bool) -> Result<()> {
         let sp = self.server_path(path)?;
-        if local {
-            let (tx, rx) = oneshot::channel();
-            self.inner
-                .cmd_tx
-                .send(Command::RemoveLocalWatches {
-                    path: sp,
-                    kind,
-                    reply: tx,
-                })
-                .map_err(|_| self.gone())?;
-            return match rx.await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(Error::NoWatcher),
-                Err(_) => Err(self.gone()),
-            };
-        }
         let req = Request::RemoveWatches(PathType {
             path: sp.clone(),
             kind: kind.code(),
         });
-        match self
-            .call(req, Some(WatchReg::Remove(sp, kind)))
-            .await?
-            .response
-        {
+        let reg = WatchReg::Remove {
+            path: sp,
+            kind,
+            local,
+        };
+        match self.call(req, Some(reg)).await?.response {
             Response::Empty => Ok(()),
             r => unexpected(r),
         }
@@ -997,12 +1120,18 @@ impl Client {
     /// Adds credentials (e.g. `("digest", b"user:password")`). They are re-sent after every
     /// reconnect. A rejected credential ends the session with AuthFailed.
     pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
+        self.add_auth_opt(scheme, Some(auth)).await
+    }
+
+    /// Like [`Client::add_auth`]; `None` sends a null buffer, as Java's
+    /// `addAuthInfo(scheme, null)` (ZooKeeper's digest provider rejects it: AuthFailed).
+    pub async fn add_auth_opt(&self, scheme: &str, auth: Option<&[u8]>) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .cmd_tx
             .send(Command::AddAuth {
                 scheme: scheme.to_owned(),
-                auth: Bytes::copy_from_slice(auth),
+                auth: auth.map(Bytes::copy_from_slice),
                 reply: tx,
             })
             .map_err(|_| self.gone())?;
@@ -1013,20 +1142,15 @@ impl Client {
     }
 }
 
-fn one_shot(
-    watch: bool,
-    make: fn(String, oneshot::Sender<crate::types::WatchedEvent>) -> WatchReg,
-    server_path: &str,
-    client_path: &str,
-) -> (Option<WatchReg>, Option<WatchFuture>) {
-    if !watch {
-        return (None, None);
-    }
+/// A one-shot watcher to register and the handle that receives its event.
+fn one_shot(client_path: &str) -> (OneShotWatcher, WatchFuture) {
     let (tx, rx) = oneshot::channel();
-    (
-        Some(make(server_path.to_owned(), tx)),
-        Some(WatchFuture::new(rx, client_path.to_owned())),
-    )
+    let detached = Arc::new(AtomicBool::new(false));
+    let w = Watcher {
+        tx,
+        detached: detached.clone(),
+    };
+    (w, WatchFuture::new(rx, client_path.to_owned(), detached))
 }
 
 fn body_to_create(mode: CreateMode, with_stat: bool, body: CreateRequest) -> Request {

@@ -24,20 +24,28 @@
 //! * a watch is registered only when its request succeeded (exists also on NoNode), so a
 //!   notification is delivered only to watches armed on the server;
 //! * notifications are dispatched synchronously while the frame is processed, so they reach
-//!   their watchers before any later reply on the wire reaches its caller;
+//!   their watchers (and the event stream) before any later reply on the wire reaches its
+//!   caller;
+//! * the event stream gets each notification once, each state transition once, and each
+//!   watch-removal event once per removed type, in the order they happened;
+//! * removeWatches is settled as the Java client settles it (`ZKWatchManager.removeWatcher`):
+//!   when its answer arrives, or when it is lost with the connection: the local watch table
+//!   is checked first, then the server's code, then what was removed;
 //! * in a terminal state every queue is empty and every watcher has had its final event.
 
 use crate::connect_string::Chroot;
 use crate::error::Error;
-use crate::types::{SessionInfo, SessionState, WatchedEvent};
+use crate::types::{SessionEvent, SessionInfo, SessionState, WatchedEvent};
 use bytes::{Bytes, BytesMut};
 use corral_proto::opcode::{XID_AUTH, XID_NOTIFICATION, XID_PING, XID_SET_WATCHES};
-use corral_proto::request::{AuthPacket, SetWatches};
+use corral_proto::request::SetWatches;
 use corral_proto::{
     ConnectRequest, ConnectResponse, ErrorCode, EventType, KeeperState, OpCode, Reader, Record,
     ReplyHeader, Request, RequestHeader, Response, WatcherEvent, WatcherType, Writer,
 };
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -56,8 +64,54 @@ pub struct Reply {
 
 pub type ReplyResult = Result<Reply, Error>;
 pub type ReplySender = oneshot::Sender<ReplyResult>;
-pub type OneShotWatcher = oneshot::Sender<WatchedEvent>;
-pub type StreamWatcher = mpsc::UnboundedSender<WatchedEvent>;
+pub type OneShotWatcher = Watcher<oneshot::Sender<WatchedEvent>>;
+pub type StreamWatcher = Watcher<mpsc::UnboundedSender<WatchedEvent>>;
+pub type EventSender = mpsc::UnboundedSender<SessionEvent>;
+
+/// A registered watcher: the sender to its handle, and whether the handle was detached
+/// ([`crate::WatchFuture::detach`]): a detached watcher stays registered without a receiver.
+#[derive(Debug)]
+pub struct Watcher<T> {
+    pub tx: T,
+    pub detached: Arc<AtomicBool>,
+}
+
+impl<T> From<T> for Watcher<T> {
+    /// A watcher whose handle is not detached.
+    fn from(tx: T) -> Watcher<T> {
+        Watcher {
+            tx,
+            detached: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// The senders a [`Watcher`] can hold.
+pub trait WatchSender {
+    /// Whether the receiving handle is gone.
+    fn receiver_gone(&self) -> bool;
+}
+
+impl WatchSender for oneshot::Sender<WatchedEvent> {
+    fn receiver_gone(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl WatchSender for mpsc::UnboundedSender<WatchedEvent> {
+    fn receiver_gone(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl<T: WatchSender> Watcher<T> {
+    /// Held by a handle, or detached. The receiver is checked first: a handle sets its
+    /// detached flag before dropping the receiver, so a gone receiver with the flag unset
+    /// means the handle was dropped.
+    fn is_live(&self) -> bool {
+        !self.tx.receiver_gone() || self.detached.load(Ordering::Acquire)
+    }
+}
 
 /// A watch to arm when the request it travels with succeeds. Paths are server paths.
 #[derive(Debug)]
@@ -72,8 +126,13 @@ pub enum WatchReg {
     Persistent(String, StreamWatcher),
     /// addWatch mode 1.
     PersistentRecursive(String, StreamWatcher),
-    /// removeWatches: on success, drop the local watchers of this type and tell them.
-    Remove(String, WatcherType),
+    /// removeWatches: settled by [`Core`] as the Java client does (see the module docs);
+    /// `local` removes the local watchers even when the server fails or cannot be reached.
+    Remove {
+        path: String,
+        kind: WatcherType,
+        local: bool,
+    },
 }
 
 /// A request waiting to be sent.
@@ -98,7 +157,8 @@ struct InFlight {
 #[derive(Debug)]
 struct Credential {
     scheme: String,
-    auth: Bytes,
+    /// `None` is sent as a null buffer (length -1), as Java's `addAuthInfo(scheme, null)`.
+    auth: Option<Bytes>,
     /// The caller of `add_auth` waiting for the first server answer.
     waiter: Option<ReplySender>,
 }
@@ -137,6 +197,9 @@ pub struct CoreConfig {
     pub can_be_read_only: bool,
     /// Resume this session instead of creating one.
     pub session: Option<(i64, Bytes)>,
+    /// The Java client's rule: when a connection attempt fails, the requests waiting for a
+    /// connection (and a pending close) fail with ConnectionLoss instead of waiting on.
+    pub fail_queued_on_connect_failure: bool,
 }
 
 #[derive(Debug, Default)]
@@ -148,18 +211,20 @@ struct WatchRegistry {
     recursive: HashMap<String, Vec<StreamWatcher>>,
 }
 
-fn prune_oneshot(map: &mut HashMap<String, Vec<OneShotWatcher>>) {
+fn prune<T: WatchSender>(map: &mut HashMap<String, Vec<Watcher<T>>>) {
     map.retain(|_, v| {
-        v.retain(|s| !s.is_closed());
+        v.retain(Watcher::is_live);
         !v.is_empty()
     });
 }
 
-fn prune_stream(map: &mut HashMap<String, Vec<StreamWatcher>>) {
-    map.retain(|_, v| {
-        v.retain(|s| !s.is_closed());
-        !v.is_empty()
-    });
+fn live_count<T: WatchSender>(map: &HashMap<String, Vec<Watcher<T>>>) -> usize {
+    map.values().flatten().filter(|w| w.is_live()).count()
+}
+
+fn holds<T: WatchSender>(map: &HashMap<String, Vec<Watcher<T>>>, path: &str) -> bool {
+    map.get(path)
+        .is_some_and(|v| v.iter().any(Watcher::is_live))
 }
 
 /// Counts of live watches per table, for tests and the shell.
@@ -174,26 +239,20 @@ pub struct WatchCounts {
 
 impl WatchRegistry {
     fn prune(&mut self) {
-        prune_oneshot(&mut self.data);
-        prune_oneshot(&mut self.exist);
-        prune_oneshot(&mut self.child);
-        prune_stream(&mut self.persistent);
-        prune_stream(&mut self.recursive);
+        prune(&mut self.data);
+        prune(&mut self.exist);
+        prune(&mut self.child);
+        prune(&mut self.persistent);
+        prune(&mut self.recursive);
     }
 
     fn counts(&self) -> WatchCounts {
-        let n1 = |m: &HashMap<String, Vec<OneShotWatcher>>| {
-            m.values().flatten().filter(|s| !s.is_closed()).count()
-        };
-        let n2 = |m: &HashMap<String, Vec<StreamWatcher>>| {
-            m.values().flatten().filter(|s| !s.is_closed()).count()
-        };
         WatchCounts {
-            data: n1(&self.data),
-            exist: n1(&self.exist),
-            child: n1(&self.child),
-            persistent: n2(&self.persistent),
-            recursive: n2(&self.recursive),
+            data: live_count(&self.data),
+            exist: live_count(&self.exist),
+            child: live_count(&self.child),
+            persistent: live_count(&self.persistent),
+            recursive: live_count(&self.recursive),
         }
     }
 
@@ -209,11 +268,12 @@ impl WatchRegistry {
     /// `ZKWatchManager.materialize` does: one-shot watchers are removed, persistent ones stay.
     fn dispatch(&mut self, server_path: &str, event_type: EventType, ev: &WatchedEvent) {
         let fire_oneshot = |map: &mut HashMap<String, Vec<OneShotWatcher>>| {
-            if let Some(v) = map.remove(server_path) {
-                for s in v {
-                    let _ = s.send(ev.clone());
-                }
+            for w in map.remove(server_path).unwrap_or_default() {
+                let _ = w.tx.send(ev.clone());
             }
+        };
+        let fire_stream = |v: &mut Vec<StreamWatcher>| {
+            v.retain(|w| w.tx.send(ev.clone()).is_ok() || w.detached.load(Ordering::Acquire));
         };
         match event_type {
             EventType::NodeCreated | EventType::NodeDataChanged => {
@@ -229,13 +289,13 @@ impl WatchRegistry {
             _ => {}
         }
         if let Some(v) = self.persistent.get_mut(server_path) {
-            v.retain(|s| s.send(ev.clone()).is_ok());
+            fire_stream(v);
         }
         if event_type != EventType::NodeChildrenChanged {
             let mut p = server_path;
             loop {
                 if let Some(v) = self.recursive.get_mut(p) {
-                    v.retain(|s| s.send(ev.clone()).is_ok());
+                    fire_stream(v);
                 }
                 if p == "/" {
                     break;
@@ -245,69 +305,109 @@ impl WatchRegistry {
         }
     }
 
-    /// Removes local watchers on `path` of `kind` after a successful removeWatches and
-    /// tells each of them with a *WatchRemoved event.
-    fn remove(&mut self, path: &str, kind: WatcherType, chroot: &Chroot) {
-        let ev = |t: EventType| WatchedEvent {
-            event_type: t,
-            state: KeeperState::SyncConnected,
-            path: chroot.strip(path),
-            zxid: -1,
-        };
-        let oneshots = |map: &mut HashMap<String, Vec<OneShotWatcher>>, t: EventType| {
-            for s in map.remove(path).unwrap_or_default() {
-                let _ = s.send(ev(t));
+    /// Java 3.8's `ZKWatchManager.containsWatcher` for a removal of every watcher of `kind`
+    /// on `path`: for Children and Data a persistent or recursive watch counts too (the Java
+    /// client checks those tables for every type); Persistent and PersistentRecursive (3.9's
+    /// types) look at their own table.
+    fn contains_for_removal(&self, path: &str, kind: WatcherType) -> bool {
+        let persistent = || holds(&self.persistent, path) || holds(&self.recursive, path);
+        match kind {
+            WatcherType::Children => holds(&self.child, path) || persistent(),
+            WatcherType::Data => {
+                holds(&self.data, path) || holds(&self.exist, path) || persistent()
             }
-        };
-        let (data, child, persistent) = match kind {
-            WatcherType::Children => (false, true, false),
-            WatcherType::Data => (true, false, false),
-            WatcherType::Any => (true, true, true),
-            WatcherType::Persistent | WatcherType::PersistentRecursive => (false, false, true),
-        };
-        if data {
-            oneshots(&mut self.data, EventType::DataWatchRemoved);
-            oneshots(&mut self.exist, EventType::DataWatchRemoved);
-        }
-        if child {
-            oneshots(&mut self.child, EventType::ChildWatchRemoved);
-        }
-        if persistent {
-            let streams = |map: &mut HashMap<String, Vec<StreamWatcher>>| {
-                for s in map.remove(path).unwrap_or_default() {
-                    let _ = s.send(ev(EventType::PersistentWatchRemoved));
-                }
-            };
-            if kind != WatcherType::PersistentRecursive {
-                streams(&mut self.persistent);
+            WatcherType::Any => {
+                holds(&self.child, path)
+                    || holds(&self.data, path)
+                    || holds(&self.exist, path)
+                    || persistent()
             }
-            if kind != WatcherType::Persistent {
-                streams(&mut self.recursive);
-            }
+            WatcherType::Persistent => holds(&self.persistent, path),
+            WatcherType::PersistentRecursive => holds(&self.recursive, path),
         }
     }
 
-    /// Whether any local watcher of `kind` is on `path` (checkWatches with `local`).
+    /// Removes the local watchers of `kind` on `path` (Data: data and exist tables; Any: all
+    /// five) and tells each with a *WatchRemoved event in `state`. Returns the event types
+    /// of the tables that held live watchers, in the order Child, Data, Persistent.
+    fn remove(
+        &mut self,
+        path: &str,
+        kind: WatcherType,
+        state: KeeperState,
+        chroot: &Chroot,
+    ) -> Vec<EventType> {
+        let ev = |t: EventType| WatchedEvent {
+            event_type: t,
+            state,
+            path: chroot.strip(path),
+            zxid: -1,
+        };
+        fn take<T: WatchSender>(
+            map: &mut HashMap<String, Vec<Watcher<T>>>,
+            path: &str,
+        ) -> Vec<Watcher<T>> {
+            let mut v = map.remove(path).unwrap_or_default();
+            v.retain(Watcher::is_live);
+            v
+        }
+        let (data, child, persistent, recursive) = match kind {
+            WatcherType::Children => (false, true, false, false),
+            WatcherType::Data => (true, false, false, false),
+            WatcherType::Any => (true, true, true, true),
+            WatcherType::Persistent => (false, false, true, false),
+            WatcherType::PersistentRecursive => (false, false, false, true),
+        };
+        let mut removed = Vec::new();
+        if child {
+            let ws = take(&mut self.child, path);
+            if !ws.is_empty() {
+                removed.push(EventType::ChildWatchRemoved);
+            }
+            for w in ws {
+                let _ = w.tx.send(ev(EventType::ChildWatchRemoved));
+            }
+        }
+        if data {
+            let mut ws = take(&mut self.data, path);
+            ws.extend(take(&mut self.exist, path));
+            if !ws.is_empty() {
+                removed.push(EventType::DataWatchRemoved);
+            }
+            for w in ws {
+                let _ = w.tx.send(ev(EventType::DataWatchRemoved));
+            }
+        }
+        let mut streams = Vec::new();
+        if persistent {
+            streams.extend(take(&mut self.persistent, path));
+        }
+        if recursive {
+            streams.extend(take(&mut self.recursive, path));
+        }
+        if !streams.is_empty() {
+            removed.push(EventType::PersistentWatchRemoved);
+        }
+        for w in streams {
+            let _ = w.tx.send(ev(EventType::PersistentWatchRemoved));
+        }
+        removed
+    }
+
+    /// Whether any live local watcher of `kind` is on `path` (Data: data or exist table; Any:
+    /// any table).
     fn has(&self, path: &str, kind: WatcherType) -> bool {
-        let o = |m: &HashMap<String, Vec<OneShotWatcher>>| {
-            m.get(path)
-                .is_some_and(|v| v.iter().any(|s| !s.is_closed()))
-        };
-        let s = |m: &HashMap<String, Vec<StreamWatcher>>| {
-            m.get(path)
-                .is_some_and(|v| v.iter().any(|s| !s.is_closed()))
-        };
         match kind {
-            WatcherType::Children => o(&self.child),
-            WatcherType::Data => o(&self.data) || o(&self.exist),
-            WatcherType::Persistent => s(&self.persistent),
-            WatcherType::PersistentRecursive => s(&self.recursive),
+            WatcherType::Children => holds(&self.child, path),
+            WatcherType::Data => holds(&self.data, path) || holds(&self.exist, path),
+            WatcherType::Persistent => holds(&self.persistent, path),
+            WatcherType::PersistentRecursive => holds(&self.recursive, path),
             WatcherType::Any => {
-                o(&self.child)
-                    || o(&self.data)
-                    || o(&self.exist)
-                    || s(&self.persistent)
-                    || s(&self.recursive)
+                holds(&self.child, path)
+                    || holds(&self.data, path)
+                    || holds(&self.exist, path)
+                    || holds(&self.persistent, path)
+                    || holds(&self.recursive, path)
             }
         }
     }
@@ -322,15 +422,15 @@ impl WatchRegistry {
         };
         for map in [&mut self.data, &mut self.exist, &mut self.child] {
             for (p, v) in map.drain() {
-                for s in v {
-                    let _ = s.send(ev(&p));
+                for w in v {
+                    let _ = w.tx.send(ev(&p));
                 }
             }
         }
         for map in [&mut self.persistent, &mut self.recursive] {
             for (p, v) in map.drain() {
-                for s in v {
-                    let _ = s.send(ev(&p));
+                for w in v {
+                    let _ = w.tx.send(ev(&p));
                 }
             }
         }
@@ -419,7 +519,14 @@ pub struct Core {
     outgoing: Vec<Bytes>,
     /// The xid of the closeSession request, once sent.
     close_xid: Option<i32>,
+    /// A close asked while disconnected, to be sent on the next connection (only with
+    /// `fail_queued_on_connect_failure`; otherwise such a close ends the session at once).
+    close_queued: bool,
     close_waiter: Option<ReplySender>,
+    /// The event stream, while someone listens.
+    events: Option<EventSender>,
+    /// Failed connection attempts since the start (shared with the client handles).
+    connect_failures: Arc<AtomicU64>,
 }
 
 /// Encodes `len + RequestHeader + body`.
@@ -428,6 +535,24 @@ pub fn encode_frame(xid: i32, op: OpCode, req: &Request) -> Bytes {
     w.write_i32(0);
     RequestHeader { xid, op: op.code() }.write(&mut w);
     req.encode_body(&mut w);
+    let len = (w.len() - 4) as i32;
+    w.patch_i32(0, len);
+    w.into_bytes()
+}
+
+/// Encodes an auth packet (xid -4, op 100). Written here rather than through
+/// [`corral_proto::request::AuthPacket`] so that `auth` can be a null buffer.
+fn encode_auth_frame(scheme: &str, auth: Option<&[u8]>) -> Bytes {
+    let mut w = Writer::with_capacity(32);
+    w.write_i32(0);
+    RequestHeader {
+        xid: XID_AUTH,
+        op: OpCode::Auth.code(),
+    }
+    .write(&mut w);
+    w.write_i32(0); // AuthPacket.type
+    w.write_string(scheme);
+    w.write_buffer(auth);
     let len = (w.len() - 4) as i32;
     w.patch_i32(0, len);
     w.into_bytes()
@@ -468,7 +593,29 @@ impl Core {
             conn: None,
             outgoing: Vec::new(),
             close_xid: None,
+            close_queued: false,
             close_waiter: None,
+            events: None,
+            connect_failures: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Delivers [`SessionEvent`]s to `tx` from now on.
+    pub fn set_event_sink(&mut self, tx: EventSender) {
+        self.events = Some(tx);
+    }
+
+    /// The counter of failed connection attempts (the driver reports them with
+    /// [`Core::on_connect_failed`]).
+    pub fn connect_failure_counter(&self) -> Arc<AtomicU64> {
+        self.connect_failures.clone()
+    }
+
+    fn emit(&mut self, ev: SessionEvent) {
+        if let Some(tx) = &self.events {
+            if tx.send(ev).is_err() {
+                self.events = None; // nobody listens any more
+            }
         }
     }
 
@@ -520,6 +667,7 @@ impl Core {
             tracing::debug!(from = ?self.state, to = ?s, "session state");
             self.state = s;
             self.state_tx.send_replace(s);
+            self.emit(SessionEvent::State(s));
         }
     }
 
@@ -616,15 +764,7 @@ impl Core {
         // Credentials first, so the requests after them run with the right identity.
         for i in 0..self.credentials.len() {
             let c = &self.credentials[i];
-            let f = encode_frame(
-                XID_AUTH,
-                OpCode::Auth,
-                &Request::Auth(AuthPacket {
-                    kind: 0,
-                    scheme: c.scheme.clone(),
-                    auth: c.auth.clone(),
-                }),
-            );
+            let f = encode_auth_frame(&c.scheme, c.auth.as_deref());
             self.push_frame(f, now);
             self.auth_in_flight.push_back(i);
         }
@@ -648,17 +788,31 @@ impl Core {
         while let Some(o) = self.unsent.pop_front() {
             self.send_now(o, now);
         }
+        if std::mem::take(&mut self.close_queued) {
+            self.send_close(now);
+        }
         Ok(HandshakeOutcome::Connected { read_only })
     }
 
     /// The socket died (or the driver dropped it). Requests in flight fail with
-    /// ConnectionLoss; queued ones wait for the next connection.
+    /// ConnectionLoss (a removeWatches with `local` removes its local watchers and
+    /// succeeds, as in Java); queued ones wait for the next connection.
     pub fn on_connection_lost(&mut self) {
         let was_connected = self.conn.take().is_some();
         self.outgoing.clear();
-        for f in self.in_flight.drain(..) {
+        let lost: Vec<InFlight> = self.in_flight.drain(..).collect();
+        for f in lost {
+            let result = match f.watch {
+                Some(WatchReg::Remove { path, kind, local }) => self
+                    .settle_removal(&path, kind, local, ErrorCode::ConnectionLoss.code())
+                    .map(|()| Reply {
+                        zxid: -1,
+                        response: Response::Empty,
+                    }),
+                _ => Err(Error::ConnectionLoss),
+            };
             if let Some(r) = f.reply {
-                let _ = r.send(Err(Error::ConnectionLoss));
+                let _ = r.send(result);
             }
         }
         for i in self.auth_in_flight.drain(..) {
@@ -676,6 +830,47 @@ impl Core {
         }
     }
 
+    /// A connection attempt to `host` failed before the session was (re-)established.
+    /// Counts it and reports it on the event stream; with `fail_queued_on_connect_failure`
+    /// (the Java client's rule) every request waiting for a connection fails with
+    /// ConnectionLoss, waiting `add_auth` calls too (the credential stays, to be sent on the
+    /// next connection), and a pending close ends the session.
+    pub fn on_connect_failed(&mut self, host: &str, reason: &str) {
+        if self.state.is_terminal() {
+            return;
+        }
+        self.connect_failures.fetch_add(1, Ordering::Relaxed);
+        self.emit(SessionEvent::ConnectFailed {
+            host: host.to_owned(),
+            reason: reason.to_owned(),
+        });
+        if !self.config.fail_queued_on_connect_failure {
+            return;
+        }
+        let queued: Vec<Outgoing> = self.unsent.drain(..).collect();
+        for o in queued {
+            let result = match o.watch {
+                Some(WatchReg::Remove { path, kind, local }) => self
+                    .settle_removal(&path, kind, local, ErrorCode::ConnectionLoss.code())
+                    .map(|()| Reply {
+                        zxid: -1,
+                        response: Response::Empty,
+                    }),
+                _ => Err(Error::ConnectionLoss),
+            };
+            let _ = o.reply.send(result);
+        }
+        for c in &mut self.credentials {
+            if let Some(w) = c.waiter.take() {
+                let _ = w.send(Err(Error::ConnectionLoss));
+            }
+        }
+        if self.close_queued {
+            self.close_queued = false;
+            self.terminate(SessionState::Closed);
+        }
+    }
+
     /// Moves to a terminal state: everything queued fails, every watch gets its final event.
     pub fn terminate(&mut self, s: SessionState) {
         assert!(s.is_terminal(), "terminate({s:?})");
@@ -690,6 +885,7 @@ impl Core {
         // Publish the state first: whoever is woken below must already see it.
         self.set_state(s);
         self.conn = None;
+        self.close_queued = false;
         self.outgoing.clear();
         for o in self.unsent.drain(..) {
             let _ = o.reply.send(Err(err.clone()));
@@ -727,7 +923,7 @@ impl Core {
 
     /// Queues a request; it is written at once when connected.
     pub fn submit(&mut self, o: Outgoing, now: Instant) {
-        if self.state.is_terminal() || self.close_xid.is_some() {
+        if self.state.is_terminal() || self.close_xid.is_some() || self.close_queued {
             let e = match self.state {
                 SessionState::Expired => Error::SessionExpired,
                 SessionState::AuthFailed => Error::AuthFailed,
@@ -757,22 +953,21 @@ impl Core {
         });
     }
 
-    /// Adds a credential; it is sent now if connected and again after every reconnect.
-    pub fn add_auth(&mut self, scheme: String, auth: Bytes, waiter: ReplySender, now: Instant) {
+    /// Adds a credential (`None`: a null buffer); it is sent now if connected and again
+    /// after every reconnect.
+    pub fn add_auth(
+        &mut self,
+        scheme: String,
+        auth: Option<Bytes>,
+        waiter: ReplySender,
+        now: Instant,
+    ) {
         if self.state.is_terminal() {
             let _ = waiter.send(Err(Error::Closed));
             return;
         }
         let idx = self.credentials.len();
-        let f = encode_frame(
-            XID_AUTH,
-            OpCode::Auth,
-            &Request::Auth(AuthPacket {
-                kind: 0,
-                scheme: scheme.clone(),
-                auth: auth.clone(),
-            }),
-        );
+        let f = encode_auth_frame(&scheme, auth.as_deref());
         self.credentials.push(Credential {
             scheme,
             auth,
@@ -784,8 +979,11 @@ impl Core {
         }
     }
 
-    /// Starts closing the session: sends closeSession when connected, else ends at once
-    /// (the server expires the session). `waiter` is answered when the session is closed.
+    /// Starts closing the session: sends closeSession when connected. When not connected it
+    /// ends the session at once (the server expires it), or, with
+    /// `fail_queued_on_connect_failure`, queues the close like a request, as the Java client
+    /// does: sent on the next connection, or the session ends when the attempt fails.
+    /// `waiter` is answered when the session is closed.
     pub fn close(&mut self, waiter: ReplySender, now: Instant) {
         if self.state.is_terminal() {
             let _ = waiter.send(Ok(Reply {
@@ -794,7 +992,7 @@ impl Core {
             }));
             return;
         }
-        if self.close_xid.is_some() {
+        if self.close_xid.is_some() || self.close_queued {
             // Already closing: answer when the first close finishes.
             let _ = waiter.send(Ok(Reply {
                 zxid: 0,
@@ -804,9 +1002,17 @@ impl Core {
         }
         self.close_waiter = Some(waiter);
         if self.conn.is_none() {
-            self.terminate(SessionState::Closed);
+            if self.config.fail_queued_on_connect_failure {
+                self.close_queued = true;
+            } else {
+                self.terminate(SessionState::Closed);
+            }
             return;
         }
+        self.send_close(now);
+    }
+
+    fn send_close(&mut self, now: Instant) {
         let xid = self.alloc_xid();
         let f = encode_frame(xid, OpCode::CloseSession, &Request::CloseSession);
         self.push_frame(f, now);
@@ -824,14 +1030,48 @@ impl Core {
         self.close_xid.is_some()
     }
 
-    /// Removes local watches without asking the server (removeWatches with `local`).
-    /// Fails with NoWatcher when there is none.
-    pub fn remove_local_watches(&mut self, server_path: &str, kind: WatcherType) -> bool {
-        if !self.watches.has(server_path, kind) {
-            return false;
+    /// Settles a removeWatches of `kind` on `server_path` whose server answer is `rc` (0, an
+    /// error code, or ConnectionLoss when the request was lost), as Java's
+    /// `ZKWatchManager.removeWatcher`: NoWatcher when the local table holds no watch of the
+    /// type (persistent ones count for Children and Data) whatever the server said; the
+    /// server's error unless `local`; else the local watchers of the type are removed (each
+    /// told with a *WatchRemoved event, state Disconnected when the connection was lost, as
+    /// is the event stream, once per type), and NoWatcher if there were none.
+    fn settle_removal(
+        &mut self,
+        server_path: &str,
+        kind: WatcherType,
+        local: bool,
+        rc: i32,
+    ) -> Result<(), Error> {
+        if !self.watches.contains_for_removal(server_path, kind) {
+            return Err(Error::NoWatcher);
         }
-        self.watches.remove(server_path, kind, &self.config.chroot);
-        true
+        if rc != 0 && !local {
+            return Err(Error::from_code(rc));
+        }
+        let lost = rc == ErrorCode::ConnectionLoss.code() || rc == ErrorCode::SessionExpired.code();
+        let state = if lost {
+            KeeperState::Disconnected
+        } else {
+            KeeperState::SyncConnected
+        };
+        let removed = self
+            .watches
+            .remove(server_path, kind, state, &self.config.chroot);
+        if removed.is_empty() {
+            return Err(Error::NoWatcher);
+        }
+        for event_type in removed {
+            let ev = WatchedEvent {
+                event_type,
+                state,
+                path: self.config.chroot.strip(server_path),
+                zxid: -1,
+            };
+            self.emit(SessionEvent::Watch(ev));
+        }
+        Ok(())
     }
 
     pub fn has_local_watch(&self, server_path: &str, kind: WatcherType) -> bool {
@@ -894,6 +1134,7 @@ impl Core {
                     zxid: h.zxid,
                 };
                 self.watches.dispatch(&ev.path, t, &we);
+                self.emit(SessionEvent::Watch(we));
                 Ok(())
             }
             xid => {
@@ -925,6 +1166,18 @@ impl Core {
         if f.op == OpCode::SetWatches || f.op == OpCode::SetWatches2 {
             if h.err != 0 {
                 tracing::warn!(err = h.err, "setWatches failed");
+            }
+            return;
+        }
+        if let Some(WatchReg::Remove { path, kind, local }) = f.watch {
+            let result = self
+                .settle_removal(&path, kind, local, h.err)
+                .map(|()| Reply {
+                    zxid: h.zxid,
+                    response: Response::Empty,
+                });
+            if let Some(reply) = f.reply {
+                let _ = reply.send(result);
             }
             return;
         }
@@ -961,7 +1214,8 @@ impl Core {
             WatchReg::Child(p, s) => reg.child.entry(p).or_default().push(s),
             WatchReg::Persistent(p, s) => reg.persistent.entry(p).or_default().push(s),
             WatchReg::PersistentRecursive(p, s) => reg.recursive.entry(p).or_default().push(s),
-            WatchReg::Remove(p, kind) => reg.remove(&p, kind, &self.config.chroot),
+            // Settled in `complete` before any arming.
+            WatchReg::Remove { .. } => {}
         }
     }
 
@@ -1027,6 +1281,7 @@ impl Core {
     pub fn check_invariants(&self) {
         if self.conn.is_some() {
             assert!(self.unsent.is_empty(), "unsent requests while connected");
+            assert!(!self.close_queued, "a close is queued while connected");
         } else {
             assert!(
                 self.in_flight.is_empty(),
@@ -1047,6 +1302,10 @@ impl Core {
         }
         if self.state.is_terminal() {
             assert!(self.unsent.is_empty() && self.in_flight.is_empty());
+            assert!(
+                !self.close_queued,
+                "a close is queued after the session ended"
+            );
             assert!(
                 self.watches.is_empty(),
                 "watches left after the session ended"
@@ -1070,6 +1329,7 @@ mod tests {
                 chroot: Chroot::new("/app").unwrap(),
                 can_be_read_only: false,
                 session: None,
+                fail_queued_on_connect_failure: false,
             },
             stx,
             itx,
@@ -1126,7 +1386,7 @@ mod tests {
 
     fn get_data(
         path: &str,
-        watch: Option<OneShotWatcher>,
+        watch: Option<oneshot::Sender<WatchedEvent>>,
     ) -> (Outgoing, oneshot::Receiver<ReplyResult>) {
         let (tx, rx) = oneshot::channel();
         (
@@ -1136,7 +1396,7 @@ mod tests {
                     watch: watch.is_some(),
                 }),
                 reply: tx,
-                watch: watch.map(|w| WatchReg::Data(path.into(), w)),
+                watch: watch.map(|w| WatchReg::Data(path.into(), w.into())),
                 deadline: None,
             },
             rx,
@@ -1250,7 +1510,7 @@ mod tests {
                     watch: true,
                 }),
                 reply: tx,
-                watch: Some(WatchReg::Exists("/app/n".into(), wtx)),
+                watch: Some(WatchReg::Exists("/app/n".into(), wtx.into())),
                 deadline: None,
             },
             now,
@@ -1277,7 +1537,7 @@ mod tests {
                     kind: 1,
                 }),
                 reply: tx,
-                watch: Some(WatchReg::PersistentRecursive("/app".into(), stx)),
+                watch: Some(WatchReg::PersistentRecursive("/app".into(), stx.into())),
                 deadline: None,
             },
             now,
@@ -1339,36 +1599,373 @@ mod tests {
         assert_eq!(c.in_flight_len(), 0);
     }
 
+    fn remove(
+        path: &str,
+        kind: WatcherType,
+        local: bool,
+    ) -> (Outgoing, oneshot::Receiver<ReplyResult>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Outgoing {
+                request: Request::RemoveWatches(corral_proto::request::PathType {
+                    path: path.into(),
+                    kind: kind.code(),
+                }),
+                reply: tx,
+                watch: Some(WatchReg::Remove {
+                    path: path.into(),
+                    kind,
+                    local,
+                }),
+                deadline: None,
+            },
+            rx,
+        )
+    }
+
+    /// A core with an event stream and the Java rule for failed connection attempts.
+    fn java_core() -> (Core, mpsc::UnboundedReceiver<SessionEvent>) {
+        let (stx, _) = watch::channel(SessionState::Connecting);
+        let (itx, _) = watch::channel(SessionInfo::default());
+        let mut c = Core::new(
+            CoreConfig {
+                session_timeout: Duration::from_secs(9),
+                chroot: Chroot::new("/app").unwrap(),
+                can_be_read_only: false,
+                session: None,
+                fail_queued_on_connect_failure: true,
+            },
+            stx,
+            itx,
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        c.set_event_sink(tx);
+        (c, rx)
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<SessionEvent>) -> Vec<SessionEvent> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    fn watch_event(t: EventType, state: KeeperState, path: &str) -> SessionEvent {
+        SessionEvent::Watch(WatchedEvent {
+            event_type: t,
+            state,
+            path: path.into(),
+            zxid: -1,
+        })
+    }
+
     #[test]
-    fn dropped_watchers_are_not_rearmed_and_removal_notifies() {
+    fn dropped_watchers_are_not_rearmed_detached_ones_are_and_removal_notifies() {
         let mut c = core();
         let now = Instant::now();
         c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
         let (keep_tx, mut keep_rx) = oneshot::channel();
         let (drop_tx, drop_rx) = oneshot::channel();
+        let (detach_tx, detach_rx) = oneshot::channel();
+        let detached = Arc::new(AtomicBool::new(false));
         let (o1, _r1) = get_data("/app/keep", Some(keep_tx));
         let (o2, _r2) = get_data("/app/gone", Some(drop_tx));
-        c.submit(o1, now);
-        c.submit(o2, now);
-        c.on_frame(reply(1, 2, 0, Some(data_body())), now).unwrap();
-        c.on_frame(reply(2, 2, 0, Some(data_body())), now).unwrap();
+        let (mut o3, _r3) = get_data("/app/detached", None);
+        o3.watch = Some(WatchReg::Data(
+            "/app/detached".into(),
+            Watcher {
+                tx: detach_tx,
+                detached: detached.clone(),
+            },
+        ));
+        for o in [o1, o2, o3] {
+            c.submit(o, now);
+        }
+        for xid in 1..=3 {
+            c.on_frame(reply(xid, 2, 0, Some(data_body())), now)
+                .unwrap();
+        }
         drop(drop_rx); // the application dropped its WatchFuture
+        detached.store(true, Ordering::Release); // ... and detached this one
+        drop(detach_rx);
+        assert_eq!(c.watch_counts().data, 2);
         c.take_outgoing();
         c.on_connection_lost();
         c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
         let frames = c.take_outgoing();
         match Request::decode(101, &mut Reader::new(frames[0].slice(12..))).unwrap() {
-            Request::SetWatches(sw) => assert_eq!(sw.data_watches, vec!["/app/keep".to_string()]),
+            Request::SetWatches(sw) => assert_eq!(
+                sw.data_watches,
+                vec!["/app/detached".to_string(), "/app/keep".to_string()]
+            ),
             other => panic!("{other:?}"),
         }
         c.on_frame(reply(-8, 2, 0, None), now).unwrap();
-        assert!(c.remove_local_watches("/app/keep", WatcherType::Data));
+        let (o, mut r) = remove("/app/keep", WatcherType::Data, false);
+        c.submit(o, now);
+        c.on_frame(reply(4, 3, 0, None), now).unwrap();
+        assert!(r.try_recv().unwrap().is_ok());
         let ev = keep_rx.try_recv().unwrap();
         assert_eq!(
-            (ev.event_type, ev.path.as_str()),
-            (EventType::DataWatchRemoved, "/keep")
+            (ev.event_type, ev.state, ev.path.as_str()),
+            (
+                EventType::DataWatchRemoved,
+                KeeperState::SyncConnected,
+                "/keep"
+            )
         );
-        assert!(!c.remove_local_watches("/app/keep", WatcherType::Data));
+        let (o, mut r) = remove("/app/keep", WatcherType::Data, false);
+        c.submit(o, now);
+        c.on_frame(reply(5, 3, 0, None), now).unwrap();
+        assert_eq!(r.try_recv().unwrap(), Err(Error::NoWatcher));
+        assert!(c.has_local_watch("/app/detached", WatcherType::Data));
+        c.check_invariants();
+    }
+
+    #[test]
+    fn event_stream_has_each_notification_once_and_every_state_change() {
+        let (mut c, mut events) = java_core();
+        let now = Instant::now();
+        c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
+        // data, exist and child watches on one node and a recursive watch above it
+        let (d, mut d_rx) = oneshot::channel();
+        let (o, _) = get_data("/app/a", Some(d));
+        c.submit(o, now);
+        let (e, mut e_rx) = oneshot::channel();
+        let (mut o, _) = get_data("/app/a", None);
+        o.watch = Some(WatchReg::Exists("/app/a".into(), e.into()));
+        c.submit(o, now);
+        let (ch, mut ch_rx) = oneshot::channel();
+        let (mut o, _) = get_data("/app/a", None);
+        o.watch = Some(WatchReg::Child("/app/a".into(), ch.into()));
+        c.submit(o, now);
+        let (r, mut r_rx) = mpsc::unbounded_channel();
+        let (mut o, _) = get_data("/app", None);
+        o.watch = Some(WatchReg::PersistentRecursive("/app".into(), r.into()));
+        c.submit(o, now);
+        for xid in 1..=4 {
+            c.on_frame(reply(xid, 2, 0, Some(data_body())), now)
+                .unwrap();
+        }
+        c.on_frame(notification(EventType::NodeDeleted, "/app/a"), now)
+            .unwrap();
+        for got in [
+            d_rx.try_recv().unwrap(),
+            e_rx.try_recv().unwrap(),
+            ch_rx.try_recv().unwrap(),
+            r_rx.try_recv().unwrap(),
+        ] {
+            assert_eq!(
+                (got.event_type, got.path.as_str()),
+                (EventType::NodeDeleted, "/a")
+            );
+        }
+        // a notification nobody local waits for still reaches the stream
+        c.on_frame(notification(EventType::NodeCreated, "/other"), now)
+            .unwrap();
+        c.on_connection_lost();
+        c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
+        c.on_frame(reply(-8, 3, 0, None), now).unwrap(); // setWatches re-arms the recursive one
+        let (tx, _rx) = oneshot::channel();
+        c.close(tx, now);
+        let xid = headers(&c.take_outgoing()).last().unwrap().0;
+        c.on_frame(reply(xid, 3, 0, None), now).unwrap();
+        let deleted = SessionEvent::Watch(WatchedEvent {
+            event_type: EventType::NodeDeleted,
+            state: KeeperState::SyncConnected,
+            path: "/a".into(),
+            zxid: -1,
+        });
+        let created = SessionEvent::Watch(WatchedEvent {
+            event_type: EventType::NodeCreated,
+            state: KeeperState::SyncConnected,
+            path: "/other".into(),
+            zxid: -1,
+        });
+        assert_eq!(
+            drain(&mut events),
+            vec![
+                SessionEvent::State(SessionState::Connected),
+                deleted,
+                created,
+                SessionEvent::State(SessionState::Disconnected),
+                SessionEvent::State(SessionState::Connected),
+                SessionEvent::State(SessionState::Closed),
+            ]
+        );
+        c.check_invariants();
+    }
+
+    #[test]
+    fn remove_watches_is_settled_like_javas_client() {
+        let (mut c, mut events) = java_core();
+        let now = Instant::now();
+        c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
+        drain(&mut events);
+        let no_watcher = ErrorCode::NoWatcher.code();
+        // Sends `o` and answers it with `rc` (and `body` on success).
+        let answer_with =
+            |c: &mut Core, o: Outgoing, mut rx: oneshot::Receiver<ReplyResult>, rc, body| {
+                c.submit(o, now);
+                let xid = headers(&c.take_outgoing()).last().unwrap().0;
+                c.on_frame(reply(xid, 3, rc, (rc == 0).then_some(body)), now)
+                    .unwrap();
+                rx.try_recv().unwrap().map(|_| ())
+            };
+        let answer = |c: &mut Core, o, rx, rc| answer_with(c, o, rx, rc, Response::Empty);
+        let arm = |c: &mut Core, reg: WatchReg| {
+            let (mut o, rx) = get_data("/app/n", None);
+            o.watch = Some(reg);
+            assert_eq!(answer_with(c, o, rx, 0, data_body()), Ok(()));
+        };
+        // Nothing local: NoWatcher, whatever the server says.
+        let (o, rx) = remove("/app/n", WatcherType::Any, false);
+        assert_eq!(answer(&mut c, o, rx, 0), Err(Error::NoWatcher));
+
+        // A persistent watch counts for Children and Data: the server's error comes through,
+        // and its success removes nothing of the type (NoWatcher).
+        let (p, mut p_rx) = mpsc::unbounded_channel();
+        arm(&mut c, WatchReg::Persistent("/app/n".into(), p.into()));
+        let (o, rx) = remove("/app/n", WatcherType::Children, false);
+        let no_auth = ErrorCode::NoAuth.code();
+        assert_eq!(answer(&mut c, o, rx, no_auth), Err(Error::NoAuth));
+        let (o, rx) = remove("/app/n", WatcherType::Data, false);
+        assert_eq!(answer(&mut c, o, rx, 0), Err(Error::NoWatcher));
+        assert!(p_rx.try_recv().is_err());
+
+        // `local`: removed whatever the server said.
+        let (d, mut d_rx) = oneshot::channel();
+        arm(&mut c, WatchReg::Data("/app/n".into(), d.into()));
+        let (o, rx) = remove("/app/n", WatcherType::Data, false);
+        assert_eq!(answer(&mut c, o, rx, no_watcher), Err(Error::NoWatcher));
+        let (o, rx) = remove("/app/n", WatcherType::Data, true);
+        assert_eq!(answer(&mut c, o, rx, no_watcher), Ok(()));
+        assert_eq!(
+            d_rx.try_recv().unwrap().event_type,
+            EventType::DataWatchRemoved
+        );
+
+        // Any: one event per type on the stream (child, data, persistent), each handle told.
+        let (ch, mut ch_rx) = oneshot::channel();
+        arm(&mut c, WatchReg::Child("/app/n".into(), ch.into()));
+        let (e, mut e_rx) = oneshot::channel();
+        arm(&mut c, WatchReg::Exists("/app/n".into(), e.into()));
+        drain(&mut events);
+        let (o, rx) = remove("/app/n", WatcherType::Any, false);
+        assert_eq!(answer(&mut c, o, rx, 0), Ok(()));
+        let sync = KeeperState::SyncConnected;
+        assert_eq!(
+            drain(&mut events),
+            vec![
+                watch_event(EventType::ChildWatchRemoved, sync, "/n"),
+                watch_event(EventType::DataWatchRemoved, sync, "/n"),
+                watch_event(EventType::PersistentWatchRemoved, sync, "/n"),
+            ]
+        );
+        assert_eq!(
+            ch_rx.try_recv().unwrap().event_type,
+            EventType::ChildWatchRemoved
+        );
+        assert_eq!(
+            e_rx.try_recv().unwrap().event_type,
+            EventType::DataWatchRemoved
+        );
+        assert_eq!(
+            p_rx.try_recv().unwrap().event_type,
+            EventType::PersistentWatchRemoved
+        );
+        assert_eq!(c.watch_counts(), WatchCounts::default());
+
+        // `local` with the connection lost while in flight: removed, state Disconnected.
+        let (ch, mut ch_rx) = oneshot::channel();
+        arm(&mut c, WatchReg::Child("/app/n".into(), ch.into()));
+        let (o, mut local_rx) = remove("/app/n", WatcherType::Children, true);
+        c.submit(o, now);
+        let (o, mut remote_rx) = remove("/app/n", WatcherType::Children, false);
+        c.submit(o, now);
+        drain(&mut events);
+        c.on_connection_lost();
+        assert_eq!(local_rx.try_recv().unwrap().map(|_| ()), Ok(()));
+        // the second found nothing left: NoWatcher comes before the lost connection
+        assert_eq!(
+            remote_rx.try_recv().unwrap().map(|_| ()),
+            Err(Error::NoWatcher)
+        );
+        let lost = KeeperState::Disconnected;
+        assert_eq!(
+            ch_rx.try_recv().unwrap(),
+            WatchedEvent {
+                event_type: EventType::ChildWatchRemoved,
+                state: lost,
+                path: "/n".into(),
+                zxid: -1
+            }
+        );
+        assert_eq!(
+            drain(&mut events),
+            vec![
+                watch_event(EventType::ChildWatchRemoved, lost, "/n"),
+                SessionEvent::State(SessionState::Disconnected),
+            ]
+        );
+        c.check_invariants();
+    }
+
+    #[test]
+    fn failed_connect_attempts_fail_queued_requests_with_the_java_rule() {
+        // Without the rule: counted and reported, the request waits for a connection.
+        let mut c = core();
+        let now = Instant::now();
+        let (o, mut r) = get_data("/app/a", None);
+        c.submit(o, now);
+        c.on_connect_failed("h:1", "refused");
+        assert_eq!(c.connect_failure_counter().load(Ordering::Relaxed), 1);
+        assert!(r.try_recv().is_err());
+        assert_eq!(c.unsent_len(), 1);
+        let (tx, mut closed) = oneshot::channel();
+        c.close(tx, now);
+        assert_eq!(c.state(), SessionState::Closed);
+        assert!(closed.try_recv().unwrap().is_ok());
+
+        // With it: the request fails, a local removal is done, a close waits for an attempt.
+        let (mut c, mut events) = java_core();
+        let (o, mut r) = get_data("/app/a", None);
+        c.submit(o, now);
+        let (auth_tx, mut auth_rx) = oneshot::channel();
+        c.add_auth("digest".into(), None, auth_tx, now);
+        c.on_connect_failed("h:1", "refused");
+        assert_eq!(r.try_recv().unwrap(), Err(Error::ConnectionLoss));
+        assert_eq!(auth_rx.try_recv().unwrap(), Err(Error::ConnectionLoss));
+        assert_eq!(
+            drain(&mut events),
+            vec![SessionEvent::ConnectFailed {
+                host: "h:1".into(),
+                reason: "refused".into()
+            }]
+        );
+        let (tx, mut closed) = oneshot::channel();
+        c.close(tx, now);
+        assert_eq!(c.state(), SessionState::Connecting);
+        let (o, mut r) = get_data("/app/b", None);
+        c.submit(o, now);
+        assert_eq!(r.try_recv().unwrap(), Err(Error::Closed));
+        c.check_invariants();
+        // The next connection carries the credential (a null buffer) and then the close.
+        c.on_handshake(connect_response(5, 6000), "h:2", now)
+            .unwrap();
+        let frames = c.take_outgoing();
+        assert_eq!(headers(&frames), vec![(-4, 100), (1, -11)]);
+        assert!(frames[0].ends_with(b"\x00\x00\x00\x06digest\xff\xff\xff\xff"));
+        c.on_frame(reply(-4, 0, 0, None), now).unwrap();
+        c.on_frame(reply(1, 9, 0, None), now).unwrap();
+        assert_eq!(c.state(), SessionState::Closed);
+        assert!(closed.try_recv().unwrap().is_ok());
+        c.check_invariants();
+
+        // A close queued while disconnected ends the session when the attempt fails.
+        let (mut c, _events) = java_core();
+        let (tx, mut closed) = oneshot::channel();
+        c.close(tx, now);
+        c.on_connect_failed("h:1", "timed out");
+        assert_eq!(c.state(), SessionState::Closed);
+        assert!(closed.try_recv().unwrap().is_ok());
         c.check_invariants();
     }
 
@@ -1379,10 +1976,16 @@ mod tests {
         for i in 0..3000 {
             let (tx, rx) = oneshot::channel();
             keep.push(rx);
-            reg.data.entry(format!("/{:0100}", i)).or_default().push(tx);
+            reg.data
+                .entry(format!("/{:0100}", i))
+                .or_default()
+                .push(tx.into());
         }
         let (tx, _keep_stream) = mpsc::unbounded_channel();
-        reg.persistent.entry("/p".into()).or_default().push(tx);
+        reg.persistent
+            .entry("/p".into())
+            .or_default()
+            .push(tx.into());
         let batches = reg.set_watches_batches(1);
         assert!(batches.len() >= 3);
         let mut total = 0;
@@ -1488,7 +2091,7 @@ mod tests {
         let mut c = core();
         let now = Instant::now();
         let (tx, mut rx) = oneshot::channel();
-        c.add_auth("digest".into(), Bytes::from_static(b"u:p"), tx, now);
+        c.add_auth("digest".into(), Some(Bytes::from_static(b"u:p")), tx, now);
         c.on_handshake(connect_response(5, 6000), "h", now).unwrap();
         assert_eq!(headers(&c.take_outgoing()), vec![(-4, 100)]);
         c.on_frame(reply(-4, 0, 0, None), now).unwrap();

@@ -33,16 +33,11 @@ pub(crate) enum Command {
     Submit(Outgoing),
     AddAuth {
         scheme: String,
-        auth: Bytes,
+        auth: Option<Bytes>,
         reply: ReplySender,
     },
     Close {
         reply: ReplySender,
-    },
-    RemoveLocalWatches {
-        path: String,
-        kind: WatcherType,
-        reply: oneshot::Sender<bool>,
     },
     HasLocalWatch {
         path: String,
@@ -98,6 +93,7 @@ impl Driver {
                 Waited::Dropped => continue,
                 Waited::Done(Err(e)) => {
                     tracing::debug!(%host, error = %e, "connect attempt failed");
+                    self.core.on_connect_failed(&host, &e.to_string());
                     continue;
                 }
                 Waited::Done(Ok(x)) => x,
@@ -110,7 +106,10 @@ impl Driver {
                     self.core.on_connection_lost();
                 }
                 Ok(HandshakeOutcome::Expired) => break,
-                Err(e) => tracing::warn!(%host, error = %e, "handshake failed"),
+                Err(e) => {
+                    tracing::warn!(%host, error = %e, "handshake failed");
+                    self.core.on_connect_failed(&host, &e.to_string());
+                }
             }
         }
         tracing::debug!(state = ?self.core.state(), "driver exits");
@@ -132,9 +131,6 @@ impl Driver {
                 reply,
             }) => self.core.add_auth(scheme, auth, reply, now),
             Some(Command::Close { reply }) => self.core.close(reply, now),
-            Some(Command::RemoveLocalWatches { path, kind, reply }) => {
-                let _ = reply.send(self.core.remove_local_watches(&path, kind));
-            }
             Some(Command::HasLocalWatch { path, kind, reply }) => {
                 let _ = reply.send(self.core.has_local_watch(&path, kind));
             }

@@ -24,6 +24,22 @@
 //! setWatches/setWatches2 (so changes made while disconnected fire on arrival); on expiry
 //! every watch gets a final event with state Expired.
 //!
+//! Events reach the application two ways: each watch has its own handle ([`WatchFuture`],
+//! [`WatchStream`]), and [`ClientOptions::start_with_events`] /
+//! [`ClientOptions::connect_with_events`] also give an [`EventStream`], the Java client's
+//! default watcher: every server notification once (however many watches it matched), every
+//! session state change, watch removals and failed connection attempts, in arrival order. A
+//! handle can be [detached](WatchFuture::detach) to leave its watch armed for the stream
+//! alone.
+//!
+//! Java's client-side rules are kept where a tool may depend on them: path validation with
+//! Java's messages ([`connect_string::check_path`]), null data and null credentials
+//! ([`Client::create_opt`], [`Client::get_data_opt_w`], [`Client::add_auth_opt`]), the
+//! create opcodes (create without a stat, create2 with one), removeWatches settled against
+//! the local watch table ([`Client::remove_watches`]), and, as an option, failing requests
+//! queued while disconnected when a connection attempt fails
+//! ([`ClientOptions::fail_queued_on_connect_failure`]).
+//!
 //! Not implemented: SASL/Kerberos auth (digest and other packet schemes work through
 //! [`Client::add_auth`]), probing for a read-write server while connected to a read-only one
 //! (the client accepts read-only servers with [`ClientOptions::can_be_read_only`] and stays
@@ -53,9 +69,10 @@ pub use connect_string::{Chroot, ConnectString};
 pub use core::WatchCounts;
 pub use error::{Error, Result};
 pub use types::{
-    acls, CreateMode, Op, OpResult, ReadOp, ReadResult, SessionInfo, SessionState, WatchedEvent,
+    acls, CreateMode, Op, OpResult, ReadOp, ReadResult, SessionEvent, SessionInfo, SessionState,
+    WatchedEvent,
 };
-pub use watch::{WatchFuture, WatchStream};
+pub use watch::{EventStream, WatchFuture, WatchStream};
 
 /// The wire protocol crate, for [`Client::raw_request`].
 pub use corral_proto as proto;

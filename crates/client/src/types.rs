@@ -171,6 +171,29 @@ impl WatchedEvent {
     }
 }
 
+/// One item of the client's event stream ([`crate::EventStream`], the counterpart of the
+/// Java client's default watcher): everything that happens to the session, once each, in
+/// the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A watch notification from the server, delivered once however many local watches
+    /// (data, exist, child, persistent, recursive; detached or not) it matched; or a
+    /// `DataWatchRemoved` / `ChildWatchRemoved` / `PersistentWatchRemoved` event that
+    /// [`crate::Client::remove_watches`] made, once per type of watch it removed.
+    Watch(WatchedEvent),
+    /// The session entered this state (never `Connecting`, the state a client starts in).
+    /// A reconnect shows as `Disconnected` then `Connected`.
+    State(SessionState),
+    /// A connection attempt failed (refused, timed out, or closed during the handshake).
+    /// It changes no state: the client tries the next host.
+    ConnectFailed {
+        /// The `host:port` that was tried.
+        host: String,
+        /// Why, for logs.
+        reason: String,
+    },
+}
+
 /// The session parameters negotiated with the server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionInfo {

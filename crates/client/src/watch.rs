@@ -1,16 +1,26 @@
-//! Watch handles given to the application.
+//! Watch handles given to the application, and the session's event stream.
 //!
 //! Owns: [`WatchFuture`] (a one-shot watch: resolves with the first event, or with a final
-//! session-end event) and [`WatchStream`] (a persistent or persistent-recursive watch: yields
-//! every event and ends after a session-end or watch-removed event).
+//! session-end event), [`WatchStream`] (a persistent or persistent-recursive watch: yields
+//! every event and ends after a session-end or watch-removed event), and [`EventStream`]
+//! (every notification and state change of a session once, in arrival order: the Java
+//! client's default watcher).
 //!
-//! Invariant: neither ever hangs after the session ends: the core sends a final event to every
-//! watcher on Expired/Closed/AuthFailed, and a vanished driver reads as Closed.
+//! A dropped handle unregisters its watch locally (it is not re-armed after a reconnect); a
+//! *detached* handle ([`WatchFuture::detach`], [`WatchStream::detach`]) leaves the watch
+//! armed, as a Java watch set for the default watcher: its events then reach only the event
+//! stream.
+//!
+//! Invariant: no handle ever hangs after the session ends: the core sends a final event to
+//! every watcher on Expired/Closed/AuthFailed, and a vanished driver reads as Closed; the
+//! event stream ends after the terminal state's event.
 
-use crate::types::WatchedEvent;
+use crate::types::{SessionEvent, WatchedEvent};
 use corral_proto::{EventType, KeeperState};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,21 +34,36 @@ fn closed_event(path: &str) -> WatchedEvent {
 }
 
 /// A one-shot watch. Dropping it unregisters it locally (the server-side watch stays until it
-/// fires; its event is then discarded).
+/// fires; its event then reaches only the event stream).
 #[derive(Debug)]
 pub struct WatchFuture {
     rx: oneshot::Receiver<WatchedEvent>,
     path: String,
+    detached: Arc<AtomicBool>,
 }
 
 impl WatchFuture {
-    pub(crate) fn new(rx: oneshot::Receiver<WatchedEvent>, path: String) -> WatchFuture {
-        WatchFuture { rx, path }
+    pub(crate) fn new(
+        rx: oneshot::Receiver<WatchedEvent>,
+        path: String,
+        detached: Arc<AtomicBool>,
+    ) -> WatchFuture {
+        WatchFuture { rx, path, detached }
     }
 
     /// The (client) path the watch was set on.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Gives up the handle but keeps the watch: it stays registered (re-armed after
+    /// reconnects, seen by [`crate::Client::has_local_watch`] and
+    /// [`crate::Client::remove_watches`]) until it fires, and its event is seen only on the
+    /// client's [`EventStream`]. This is a Java watch set with `watch = true`.
+    pub fn detach(self) {
+        // Set before the receiver is dropped: the core keeps an entry whose receiver is gone
+        // only when this flag is already visible.
+        self.detached.store(true, Ordering::Release);
     }
 
     /// The event if it has fired already.
@@ -71,19 +96,31 @@ pub struct WatchStream {
     rx: mpsc::UnboundedReceiver<WatchedEvent>,
     path: String,
     ended: bool,
+    detached: Arc<AtomicBool>,
 }
 
 impl WatchStream {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<WatchedEvent>, path: String) -> WatchStream {
+    pub(crate) fn new(
+        rx: mpsc::UnboundedReceiver<WatchedEvent>,
+        path: String,
+        detached: Arc<AtomicBool>,
+    ) -> WatchStream {
         WatchStream {
             rx,
             path,
             ended: false,
+            detached,
         }
     }
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Gives up the handle but keeps the watch armed (see [`WatchFuture::detach`]); its
+    /// events are then seen only on the client's [`EventStream`].
+    pub fn detach(self) {
+        self.detached.store(true, Ordering::Release);
     }
 
     fn filter(&mut self, e: Option<WatchedEvent>) -> Option<WatchedEvent> {
@@ -132,5 +169,39 @@ impl WatchStream {
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => self.filter(None),
         }
+    }
+}
+
+/// Every event of one session, once each, in the order the client saw them (see
+/// [`SessionEvent`]); from [`crate::ClientOptions::start_with_events`] or
+/// [`crate::ClientOptions::connect_with_events`]. Server notifications are delivered before
+/// the reply of any later request, so after a reply, [`EventStream::try_next`] returns every
+/// event that arrived before it. Dropping the stream stops the delivery.
+///
+/// Like the Java client's event queue the stream is unbounded: a consumer that stops reading
+/// while the session produces events makes it grow.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<SessionEvent>,
+}
+
+impl EventStream {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<SessionEvent>) -> EventStream {
+        EventStream { rx }
+    }
+
+    /// The next event; `None` once the session has ended and its last event was taken.
+    pub async fn next(&mut self) -> Option<SessionEvent> {
+        self.rx.recv().await
+    }
+
+    /// Polling form of [`EventStream::next`], for use with stream adapters.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<SessionEvent>> {
+        self.rx.poll_recv(cx)
+    }
+
+    /// An event if one is queued.
+    pub fn try_next(&mut self) -> Option<SessionEvent> {
+        self.rx.try_recv().ok()
     }
 }

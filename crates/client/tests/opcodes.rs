@@ -108,12 +108,77 @@ async fn create_modes_and_errors() {
     .await
     .unwrap();
 
-    // Client-side validation.
-    assert!(matches!(
+    // Null data: create (op 1) and create2 (op 15) with a null buffer, read back as None,
+    // watched or not.
+    assert_eq!(
+        zk.create_opt("/null", None, &OPEN(), CreateMode::Persistent)
+            .await
+            .unwrap(),
+        "/null"
+    );
+    let (path, st) = zk
+        .create2_opt("/null2", None, &OPEN(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!((path.as_str(), st.data_length), ("/null2", 0));
+    assert_eq!(zk.get_data_opt("/null").await.unwrap().0, None);
+    let (d, _, w) = zk.get_data_opt_w("/null2").await.unwrap();
+    assert_eq!(d, None);
+    zk.set_data("/null2", b"", ANY_VERSION).await.unwrap();
+    assert_eq!(
+        within(5, "null2 changed", w).await.event_type,
+        corral_client::EventType::NodeDataChanged
+    );
+    assert_eq!(
+        zk.get_data_opt("/null2").await.unwrap().0,
+        Some(Bytes::new())
+    );
+    assert_eq!(
+        zk.get_data_opt("/p").await.unwrap().0,
+        Some(Bytes::from("d"))
+    );
+    // Null data with containers (19) and TTL nodes (21).
+    zk.create_opt("/nullc", None, &OPEN(), CreateMode::Container)
+        .await
+        .unwrap();
+    let (_, st) = zk
+        .create2_opt(
+            "/nullt",
+            None,
+            &OPEN(),
+            CreateMode::PersistentWithTtl { ttl_ms: 60_000 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.data_length, 0);
+
+    // Client-side validation, with the Java client's messages.
+    fn invalid<T>(m: &str) -> Result<T, Error> {
+        Err(Error::InvalidArgument(m.to_owned()))
+    }
+    assert_eq!(
         zk.create("rel", b"", &OPEN(), CreateMode::Persistent).await,
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
+        invalid("Path must start with / character")
+    );
+    assert_eq!(
+        zk.create("/a/", b"", &OPEN(), CreateMode::Persistent).await,
+        invalid("Path must not end with / character")
+    );
+    assert_eq!(
+        zk.create("/a//", b"", &OPEN(), CreateMode::PersistentSequential)
+            .await,
+        invalid("Invalid path string \"/a//1\" caused by empty node name specified @3")
+    );
+    assert_eq!(
+        zk.get_data("/a/../b").await,
+        invalid("Invalid path string \"/a/../b\" caused by relative paths not allowed @4")
+    );
+    assert_eq!(zk.exists("").await, invalid("Path length must be > 0"));
+    assert_eq!(
+        zk.get_ephemerals("").await,
+        invalid("Path length must be > 0")
+    );
+    assert_eq!(
         zk.create(
             "/x",
             b"",
@@ -121,8 +186,32 @@ async fn create_modes_and_errors() {
             CreateMode::PersistentWithTtl { ttl_ms: 0 }
         )
         .await,
-        Err(Error::InvalidArgument(_))
-    ));
+        invalid("ttl must be positive and cannot be larger than: 1099511627775")
+    );
+    // A sequential node under "/" of the chroot is valid ("/p/" + digits here).
+    let s3 = zk
+        .create("/p/", b"", &OPEN(), CreateMode::PersistentSequential)
+        .await
+        .unwrap();
+    assert!(
+        s3.starts_with("/p/") && s3.len() == "/p/".len() + 10,
+        "{s3}"
+    );
+    // delete("/") under a chroot is the root's delete, not the chroot node's (as in Java).
+    assert_eq!(zk.delete("/", ANY_VERSION).await, Err(Error::BadArguments));
+    assert!(zk.exists("/").await.unwrap().is_some());
+    // `create -s /` without a chroot: the server names the node /<10 digits>.
+    let root = opts().connect(&srv.connect_string()).await.unwrap();
+    let top = root
+        .create("/", b"", &OPEN(), CreateMode::PersistentSequential)
+        .await
+        .unwrap();
+    assert!(
+        top.len() == 11 && top[1..].bytes().all(|b| b.is_ascii_digit()),
+        "{top}"
+    );
+    root.delete(&top, ANY_VERSION).await.unwrap();
+    root.close().await.unwrap();
     assert_eq!(
         zk.create("/x", b"", &[], CreateMode::Persistent).await,
         Err(Error::InvalidAcl)
@@ -293,7 +382,22 @@ async fn acls_auth_and_who_am_i() {
     assert_eq!(bad.add_auth("nosuch", b"x").await, Err(Error::AuthFailed));
     assert_eq!(bad.state(), SessionState::AuthFailed);
     assert_eq!(bad.get_data("/").await, Err(Error::AuthFailed));
+
     zk.close().await.unwrap();
+}
+
+/// A null credential (what zkCli's `addauth digest` without a password sends) is an auth
+/// packet whose buffer has length -1; ZooKeeper's digest provider cannot read it and fails
+/// the session (AuthFailed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_credential_fails_the_session() {
+    let srv = shared_server();
+    let zk = opts().connect(&srv.connect_string()).await.unwrap();
+    assert_eq!(
+        zk.add_auth_opt("digest", None).await,
+        Err(Error::AuthFailed)
+    );
+    assert_eq!(zk.state(), SessionState::AuthFailed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,17 +517,53 @@ async fn watch_management_config_and_close() {
         Err(Error::NoWatcher)
     );
 
-    // Children watch removed locally only: the server still has it.
+    // No local watch: NoWatcher, even with `local`.
+    assert_eq!(
+        zk.remove_watches("/w", WatcherType::Children, true).await,
+        Err(Error::NoWatcher)
+    );
+    // `local` still asks the server (as Java does): the server's watch goes too.
     let (_, cfut) = zk.get_children_w("/w").await.unwrap();
     zk.remove_watches("/w", WatcherType::Children, true)
         .await
         .unwrap();
     let ev = within(5, "ChildWatchRemoved", cfut).await;
     assert_eq!(ev.event_type, corral_client::EventType::ChildWatchRemoved);
-    zk.check_watches("/w", WatcherType::Children).await.unwrap();
+    assert_eq!(
+        zk.check_watches("/w", WatcherType::Children).await,
+        Err(Error::NoWatcher)
+    );
     assert_eq!(
         zk.remove_watches("/w", WatcherType::Children, true).await,
         Err(Error::NoWatcher)
+    );
+    // A watch the server no longer has (removed there by a raw request, which the client
+    // does not track): without `local` the server's NoWatcher, with it the local watch is
+    // removed anyway.
+    let (_, _, dfut) = zk.get_data_w("/w").await.unwrap();
+    zk.raw_request(Request::RemoveWatches(
+        corral_client::proto::request::PathType {
+            path: "/wm/w".into(),
+            kind: WatcherType::Data.code(),
+        },
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        zk.remove_watches("/w", WatcherType::Data, false).await,
+        Err(Error::NoWatcher)
+    );
+    assert!(zk.has_local_watch("/w", WatcherType::Data).await.unwrap());
+    zk.remove_watches("/w", WatcherType::Data, true)
+        .await
+        .unwrap();
+    let ev = within(5, "DataWatchRemoved", dfut).await;
+    assert_eq!(
+        (ev.event_type, ev.state),
+        (
+            corral_client::EventType::DataWatchRemoved,
+            corral_client::KeeperState::SyncConnected
+        )
     );
 
     // Persistent watch removal ends the stream.

@@ -1,14 +1,15 @@
 //! Sessions against a real server: reconnect through a proxy that drops connections (watches
 //! re-armed with setWatches, changes made meanwhile reported), a server restart, expiry during
-//! a partition, refusal by a server that is behind, pipelining and xid wrap-around.
+//! a partition, refusal by a server that is behind, the Java rule for requests queued while
+//! connection attempts fail, pipelining and xid wrap-around.
 
 mod common;
 
 use common::{opts, within};
 use corral_client::testing::{Proxy, TestServer};
 use corral_client::{
-    acls, AddWatchMode, Client, CreateMode, Error, EventType, KeeperState, SessionState,
-    ANY_VERSION,
+    acls, AddWatchMode, Client, CreateMode, Error, EventType, KeeperState, SessionEvent,
+    SessionState, WatchedEvent, WatcherType, ANY_VERSION,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -247,6 +248,84 @@ async fn server_behind_the_client_is_refused_and_session_kept() {
     assert!(proxy.accepted() > before, "the client kept trying");
     a.close().await.unwrap();
     assert_eq!(a.state(), SessionState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_fail_queued_requests_with_the_java_rule() {
+    let srv = TestServer::start();
+    let proxy = Proxy::start(srv.addr()).await;
+    let (a, mut events) = opts()
+        .request_timeout(Some(Duration::from_secs(120)))
+        .fail_queued_on_connect_failure(true)
+        .connect_with_events(&proxy.connect_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        events.next().await,
+        Some(SessionEvent::State(SessionState::Connected))
+    );
+    a.create("/n", b"", &acls::open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let (_, kids) = a.get_children_w("/n").await.unwrap();
+    let (_, _, _data) = a.get_data_w("/n").await.unwrap();
+    proxy.set_refuse(true);
+    proxy.kill_connections();
+    wait_state(&a, 10, SessionState::Disconnected).await;
+
+    // Each request fails when the attempt in progress fails, not at its 120 s deadline.
+    assert_eq!(
+        within(10, "queued getData", a.get_data("/n")).await,
+        Err(Error::ConnectionLoss)
+    );
+    assert!(a.connect_failures() >= 1);
+    // removeWatches: the lost connection is the answer, unless `local`, which removes the
+    // local watch anyway (its event says Disconnected).
+    assert_eq!(
+        within(
+            10,
+            "remove",
+            a.remove_watches("/n", WatcherType::Data, false)
+        )
+        .await,
+        Err(Error::ConnectionLoss)
+    );
+    within(
+        10,
+        "local remove",
+        a.remove_watches("/n", WatcherType::Children, true),
+    )
+    .await
+    .unwrap();
+    let removed = WatchedEvent {
+        event_type: EventType::ChildWatchRemoved,
+        state: KeeperState::Disconnected,
+        path: "/n".into(),
+        zxid: -1,
+    };
+    assert_eq!(within(5, "child watch removed", kids).await, removed);
+    // A close waits for the attempt like a request; when it fails the session is closed.
+    within(10, "close", a.close()).await.unwrap();
+    assert_eq!(a.state(), SessionState::Closed);
+
+    let mut seen = Vec::new();
+    while let Some(ev) = within(10, "end of the event stream", events.next()).await {
+        seen.push(ev);
+    }
+    let failures = seen
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::ConnectFailed { .. }))
+        .count();
+    assert!(failures >= 3, "{seen:?}");
+    seen.retain(|e| !matches!(e, SessionEvent::ConnectFailed { .. }));
+    assert_eq!(
+        seen,
+        vec![
+            SessionEvent::State(SessionState::Disconnected),
+            SessionEvent::Watch(removed),
+            SessionEvent::State(SessionState::Closed),
+        ]
+    );
 }
 
 /// Polls `futs` in order on first poll (so their requests are submitted in order), then

@@ -1,11 +1,15 @@
 //! Watches of every kind against a real server: one-shot data / exists / child watches as
 //! futures, persistent and persistent-recursive watches as streams, event paths under a
-//! chroot, and the ordering of events before later replies.
+//! chroot, the ordering of events before later replies, and the session's event stream
+//! (each notification once; detached watches).
 
 mod common;
 
 use common::{chrooted, shared_server, within};
-use corral_client::{acls, AddWatchMode, CreateMode, EventType, WatchStream, ANY_VERSION};
+use corral_client::{
+    acls, AddWatchMode, CreateMode, EventStream, EventType, KeeperState, SessionEvent,
+    SessionState, WatchCounts, WatchStream, WatchedEvent, WatcherType, ANY_VERSION,
+};
 use std::time::Duration;
 
 async fn expect(s: &mut WatchStream, t: EventType, path: &str) {
@@ -192,4 +196,95 @@ async fn recursive_watch_on_chroot_root_sees_relative_paths() {
     b.close().await.unwrap();
     expect(&mut r, EventType::NodeDeleted, "/x").await;
     a.close().await.unwrap();
+}
+
+fn event(t: EventType, path: &str) -> SessionEvent {
+    SessionEvent::Watch(WatchedEvent {
+        event_type: t,
+        state: KeeperState::SyncConnected,
+        path: path.into(),
+        zxid: -1,
+    })
+}
+
+/// Every event already in the stream.
+fn queued(events: &mut EventStream) -> Vec<SessionEvent> {
+    std::iter::from_fn(|| events.try_next()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_has_each_notification_once_and_keeps_detached_watches() {
+    let srv = shared_server();
+    let b = chrooted(&srv.connect_string(), "w4").await;
+    let (a, mut events) = common::opts()
+        .connect_with_events(&format!("{}/w4", srv.connect_string()))
+        .await
+        .unwrap();
+    let open = acls::open();
+    b.create("/n", b"", &open, CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    // Three watches on /n, two of them detached (armed without a handle).
+    let (_, _, data) = a.get_data_w("/n").await.unwrap();
+    let (_, exists) = a.exists_w("/n").await.unwrap();
+    exists.detach();
+    let (_, kids) = a.get_children_w("/n").await.unwrap();
+    kids.detach();
+    let counts = WatchCounts {
+        data: 2,
+        child: 1,
+        ..WatchCounts::default()
+    };
+    assert_eq!(a.watch_counts().await.unwrap(), counts);
+    // Detached watches are re-armed after a reconnect like the others.
+    a.drop_connection();
+    a.wait_for_state(Duration::from_secs(10), |s| s == SessionState::Disconnected)
+        .await
+        .ok();
+    a.wait_connected().await.unwrap();
+    // A round trip: the setWatches that re-armed the watches has been applied.
+    a.sync("/").await.unwrap();
+    assert_eq!(a.watch_counts().await.unwrap(), counts);
+    b.delete("/n", ANY_VERSION).await.unwrap();
+    let ev = within(5, "NodeDeleted", data).await;
+    assert_eq!(ev.event_type, EventType::NodeDeleted);
+    // Once a reply has arrived, the stream holds every event that came before it.
+    a.sync("/").await.unwrap();
+    assert_eq!(
+        queued(&mut events),
+        vec![
+            SessionEvent::State(SessionState::Connected),
+            SessionEvent::State(SessionState::Disconnected),
+            SessionEvent::State(SessionState::Connected),
+            event(EventType::NodeDeleted, "/n"),
+        ]
+    );
+    assert_eq!(a.watch_counts().await.unwrap(), WatchCounts::default());
+
+    // A removal is one event per type of watch removed.
+    b.create("/m", b"", &open, CreateMode::Persistent)
+        .await
+        .unwrap();
+    let (_, _, d) = a.get_data_w("/m").await.unwrap();
+    d.detach();
+    let (_, c) = a.get_children_w("/m").await.unwrap();
+    c.detach();
+    a.remove_watches("/m", WatcherType::Any, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        queued(&mut events),
+        vec![
+            event(EventType::ChildWatchRemoved, "/m"),
+            event(EventType::DataWatchRemoved, "/m"),
+        ]
+    );
+    a.close().await.unwrap();
+    assert_eq!(
+        within(5, "Closed", events.next()).await,
+        Some(SessionEvent::State(SessionState::Closed))
+    );
+    assert_eq!(within(5, "end", events.next()).await, None);
+    b.close().await.unwrap();
 }
