@@ -135,6 +135,47 @@ impl AclCache {
         }
     }
 
+    /// Loading a snapshot: registers `acl` under the file's `id` with no users yet and
+    /// returns the id nodes carrying `id` must use. A list the file holds twice keeps the
+    /// id it was first registered under (ids are replica-local, so nothing else sees the
+    /// change). Ids handed out later start above the largest loaded one, as ZooKeeper's
+    /// `aclIndex` does. The caller rejects ids it has seen already.
+    pub(crate) fn load_entry(&mut self, id: i64, acl: Vec<Acl>) -> Result<AclId, String> {
+        let raw = u32::try_from(id)
+            .ok()
+            .filter(|&v| v <= ACL_ID_MAX)
+            .ok_or_else(|| format!("ACL id {id} is out of range (0..={ACL_ID_MAX})"))?;
+        if let Some(&existing) = self.by_list.get(&acl[..]) {
+            return Ok(existing);
+        }
+        let aid = AclId(raw);
+        let list: Arc<[Acl]> = acl.into();
+        self.by_list.insert(list.clone(), aid);
+        self.by_id.insert(aid, AclEntry { acl: list, refs: 0 });
+        self.last = self.last.max(raw);
+        Ok(aid)
+    }
+
+    /// Whether `id` is [`AclId::OPEN`] or an interned list.
+    pub(crate) fn contains(&self, id: AclId) -> bool {
+        id == AclId::OPEN || self.by_id.contains_key(&id)
+    }
+
+    /// Drops the lists no node uses (ZooKeeper's `purgeUnused`, run after loading).
+    pub(crate) fn purge_unused(&mut self) {
+        let unused: Vec<AclId> = self
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.refs == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unused {
+            if let Some(e) = self.by_id.remove(&id) {
+                self.by_list.remove(&e.acl);
+            }
+        }
+    }
+
     /// Number of interned lists (ZooKeeper's `aclCacheSize`, which excludes the implicit -1).
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()

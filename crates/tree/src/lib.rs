@@ -15,7 +15,14 @@
 //!
 //! Modules: [`path`] (path rules), `acl` (interned ACL lists, checks, fixup), `arena`
 //! (copy-on-write node slab), `watch` (watch tables), `quota` (quota usage), `tree`
-//! (storage and txn application), `prep` (write validation), `read` (reads and watch ops).
+//! (storage and txn application), `prep` (write validation), `read` (reads and watch ops),
+//! [`snapshot`] (the tree as a ZooKeeper snapshot stream and back, replay digest checks).
+//!
+//! Persistence: [`DataTree::snapshot_source`] hands `corral_storage`'s snapshot writer a
+//! consistent copy-on-write view; [`snapshot::TreeBuilder`] rebuilds a tree from a
+//! snapshot read by `corral_storage`; [`DataTree::replay_entry`] replays the log after it.
+//! The tree depends on `corral-storage` only for those stream traits and value types; it
+//! never opens a file itself.
 //!
 //! Behaviour follows the real ZooKeeper 3.8.0 server (a recorded run replays identically,
 //! see `tests/zookeeper_transcript.rs`), except where 3.8.0 is plainly broken:
@@ -44,6 +51,7 @@ pub mod path;
 mod prep;
 mod quota;
 mod read;
+pub mod snapshot;
 mod tree;
 mod watch;
 
@@ -59,7 +67,7 @@ pub struct TreeConfig {
     pub extended_types_enabled: bool,
     /// `zookeeper.skipACL=yes`: no permission checks at all.
     pub skip_acl: bool,
-    /// "super:<base64 sha1>" id: a digest auth producing exactly this id also grants `super`.
+    /// `"super:<base64 sha1>"` id: a digest auth producing exactly this id also grants `super`.
     pub super_digest: Option<String>,
 }
 

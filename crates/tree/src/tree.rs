@@ -27,6 +27,7 @@ use bytes::Bytes;
 use corral_proto::{
     Acl, ErrorCode, EventType, Id, MultiResult, OpCode, Response, Stat, Txn, TxnHeader,
 };
+use corral_storage::snapshot::ZxidDigest;
 use hashbrown::HashTable;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -110,6 +111,10 @@ pub struct DataTree {
     /// The connection ids of each watching session, last seen with a [`crate::Caller`], for
     /// dropping events the watcher may not READ.
     pub(crate) watcher_auth: FastMap<i64, Vec<Id>>,
+    /// The digest a loaded snapshot carried, until replay reaches its zxid (ZooKeeper's
+    /// `digestFromLoadedSnapshot`): while it is pending the tree may be fuzzy, so txn
+    /// digests are not compared. Not replicated state.
+    pub(crate) loaded_digest: Option<ZxidDigest>,
 }
 
 fn node_digest(path: &str, n: &Node) -> u32 {
@@ -135,7 +140,7 @@ fn node_digest(path: &str, n: &Node) -> u32 {
     h.finalize()
 }
 
-fn blank_node(name: &str, parent: NodeId) -> Node {
+pub(crate) fn blank_node(name: &str, parent: NodeId) -> Node {
     Node {
         name: name.into(),
         data: Some(Bytes::new()),
@@ -170,7 +175,7 @@ fn own(data: Option<&Bytes>) -> Option<Bytes> {
     })
 }
 
-fn len_i64(n: usize) -> i64 {
+pub(crate) fn len_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -179,7 +184,25 @@ impl DataTree {
     /// `/zookeeper/quota` (world:anyone ALL, implicit ACL id -1) and `/zookeeper/config`
     /// (world:anyone READ, aversion -1), all with empty (not null) data and zero stats.
     pub fn new(cfg: TreeConfig) -> DataTree {
-        let mut t = DataTree {
+        let mut t = DataTree::empty(cfg);
+        t.root = t.arena.alloc(blank_node("", NIL));
+        let zk = t.add_builtin(t.root, "zookeeper");
+        // ZooKeeper's HashSet yields `config` before `quota` (snapshot.0, `ls /zookeeper`).
+        let config = t.add_builtin(zk, "config");
+        t.add_builtin(zk, "quota");
+        let read = t.acls.intern(&Acl::read_unsafe());
+        let n = t.arena.get_mut(config);
+        n.acl = read;
+        n.aversion = -1;
+        t.digest = 0;
+        t.refresh_digest(t.root, path::ROOT);
+        t.refresh_digest(zk, path::ZOOKEEPER);
+        t
+    }
+
+    /// A tree without any node, not even the root (the snapshot loader fills it in).
+    pub(crate) fn empty(cfg: TreeConfig) -> DataTree {
+        DataTree {
             cfg,
             arena: Arena::default(),
             index: HashTable::new(),
@@ -195,19 +218,8 @@ impl DataTree {
             quota_size_drift: 0,
             watches: WatchTable::default(),
             watcher_auth: FastMap::default(),
-        };
-        t.root = t.arena.alloc(blank_node("", NIL));
-        let zk = t.add_builtin(t.root, "zookeeper");
-        t.add_builtin(zk, "quota");
-        let config = t.add_builtin(zk, "config");
-        let read = t.acls.intern(&Acl::read_unsafe());
-        let n = t.arena.get_mut(config);
-        n.acl = read;
-        n.aversion = -1;
-        t.digest = 0;
-        t.refresh_digest(t.root, path::ROOT);
-        t.refresh_digest(zk, path::ZOOKEEPER);
-        t
+            loaded_digest: None,
+        }
     }
 
     fn add_builtin(&mut self, parent: NodeId, name: &str) -> NodeId {
@@ -308,7 +320,7 @@ impl DataTree {
 
     // ---- links and index ----------------------------------------------------------------
 
-    fn link(&mut self, parent: NodeId, id: NodeId) {
+    pub(crate) fn link(&mut self, parent: NodeId, id: NodeId) {
         let first = self.arena.get(parent).first_child;
         if first == NIL {
             let n = self.arena.get_mut(id);
@@ -367,7 +379,7 @@ impl DataTree {
 
     /// Recomputes a node's digest after a change and folds the difference into the tree
     /// digest. `path` must be the node's path.
-    fn refresh_digest(&mut self, id: NodeId, path: &str) {
+    pub(crate) fn refresh_digest(&mut self, id: NodeId, path: &str) {
         let n = self.arena.get(id);
         let new = node_digest(path, n);
         let old = n.digest;
@@ -380,7 +392,7 @@ impl DataTree {
         }
     }
 
-    fn track_kind(&mut self, id: NodeId, add: bool) {
+    pub(crate) fn track_kind(&mut self, id: NodeId, add: bool) {
         let kind = self.kind(self.arena.get(id));
         match kind {
             NodeKind::Persistent => {}
@@ -713,7 +725,7 @@ impl DataTree {
     }
 
     /// `updateQuotaForPath`: recount the subtree and overwrite its stats node.
-    fn update_quota_for_path(&mut self, root: &str) {
+    pub(crate) fn update_quota_for_path(&mut self, root: &str) {
         let (mut count, mut bytes) = (0i64, 0i64);
         if let Some(id) = self.lookup(root) {
             let mut stack = vec![id];
@@ -958,7 +970,11 @@ impl DataTree {
     }
 
     /// Applies a txn during log replay after a crash (the snapshot is fuzzy): NodeExists
-    /// and NoNode are ignored, cversion and pzxid only move forward, nothing fires.
+    /// and NoNode are ignored, cversion and pzxid only move forward, createSession and
+    /// closeSession add and remove sessions (with their ephemerals), nothing fires. So a
+    /// txn the snapshot already holds changes nothing, and loading a snapshot then
+    /// replaying every txn after its zxid ends in the live tree's state (see
+    /// `tests/snapshot.rs`). [`DataTree::replay_entry`] adds ZooKeeper's digest checks.
     /// Err only for a txn that fails in a way replay cannot explain.
     pub fn replay(&mut self, hdr: &TxnHeader, txn: &Txn) -> Result<(), String> {
         let mut sink = Sink {
