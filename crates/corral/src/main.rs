@@ -3,10 +3,14 @@
 //! `corral server [--config zoo.cfg]` runs a server (the embedded standalone default when no
 //! config is given: 127.0.0.1:2181, tickTime 2000, data under ./corral-data).
 //! `corral cli [zkCli.sh options and command]` runs the zkCli-compatible shell.
+//! `corral log dump`, `corral snapshot dump|verify` and `corral purge` are the operator
+//! tools on data directories (see `tools`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod tools;
 
 #[derive(Parser)]
 #[command(
@@ -34,13 +38,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Operator tools on data directories (log, snapshot, purge).
+    #[command(flatten)]
+    Tools(tools::ToolCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The shell prints only what zkCli prints: no log lines unless CORRAL_LOG asks.
     let default_filter = match cli.command {
-        Command::Cli { .. } => "off",
+        Command::Cli { .. } | Command::Tools(_) => "off",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Server { config } => run_server(config),
+        Command::Tools(t) => tools::run(t),
         Command::Cli { args } => {
             ExitCode::from(corral_cli::main_with_args(args).clamp(0, 255) as u8)
         }
