@@ -101,5 +101,8 @@ mod tests {
     fn tree_can_move_between_threads() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<crate::DataTree>();
+        // The snapshot view is handed to the snapshot thread.
+        fn owned<T: Send + Sync + 'static>() {}
+        owned::<crate::snapshot::TreeSnapshot>();
     }
 }
