@@ -3,9 +3,9 @@
 //! Owns: [`TestServer`] — starts Apache ZooKeeper 3.8 (`CORRAL_TEST_TARGET=zookeeper`, the
 //! default) or corral (`CORRAL_TEST_TARGET=corral`, binary `target/release/corral` or
 //! `$CORRAL_BIN`) on 127.0.0.1 with a free port and a fresh data directory, waits until it
-//! answers `ruok`, and kills it by PID when dropped (also on panic); [`Proxy`] — forwards
-//! TCP to a server and can drop every connection, stop forwarding (a network partition that
-//! keeps sockets open) or refuse new connections.
+//! serves (`ruok`, then a mode in `srvr`), and kills it by PID when dropped (also on panic);
+//! [`Proxy`] — forwards TCP to a server and can drop every connection, stop forwarding (a
+//! network partition that keeps sockets open) or refuse new connections.
 //!
 //! Invariants: a missing binary is a panic with the install hint, never a skipped test; every
 //! wait here is bounded in time; only the processes started here are ever killed.
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a server gets to answer `ruok` after start.
+/// How long a server gets to start serving.
 pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which server the tests run against.
@@ -249,12 +249,12 @@ impl TestServer {
                     );
                 }
             }
-            if self.four_letter("ruok").as_deref() == Some("imok") {
+            if self.is_serving() {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "{:?} server did not answer ruok within {:?}; log:\n{}",
+                    "{:?} server did not start serving within {:?}; log:\n{}",
                     self.target,
                     SERVER_START_TIMEOUT,
                     self.log_tail()
@@ -262,6 +262,17 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Whether the server takes sessions: it answers `ruok`, and `srvr` reports its mode.
+    /// (ZooKeeper answers `imok` while it is still loading, and closes client connections
+    /// with "ZooKeeperServer not running" until it serves; `srvr` then says "This ZooKeeper
+    /// instance is not currently serving requests".)
+    fn is_serving(&self) -> bool {
+        self.four_letter("ruok").as_deref() == Some("imok")
+            && self
+                .four_letter("srvr")
+                .is_some_and(|s| s.lines().any(|l| l.starts_with("Mode: ")))
     }
 
     /// The last lines of the server's logs, for failure messages.
