@@ -5,6 +5,7 @@
 //! `corral cli [zkCli.sh options and command]` runs the zkCli-compatible shell.
 //! `corral log dump`, `corral snapshot dump|verify` and `corral purge` are the operator
 //! tools on data directories (see `tools`).
+//! `corral bench [options]` runs the load generator (`corral bench --help`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +39,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Load generator for ZooKeeper-compatible servers: `corral bench --help`.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// The bench's options, passed on verbatim.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Operator tools on data directories (log, snapshot, purge).
     #[command(flatten)]
     Tools(tools::ToolCommand),
@@ -62,6 +70,9 @@ fn main() -> ExitCode {
         Command::Tools(t) => tools::run(t),
         Command::Cli { args } => {
             ExitCode::from(corral_cli::main_with_args(args).clamp(0, 255) as u8)
+        }
+        Command::Bench { args } => {
+            ExitCode::from(corral_bench::main_with_args(args).clamp(0, 255) as u8)
         }
     }
 }

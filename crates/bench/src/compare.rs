@@ -1,0 +1,699 @@
+//! `--compare`: two servers started from launch commands, loaded alternately, compared.
+//!
+//! Owns: [`ServerProc`] (a generated `zoo.cfg` with a free 127.0.0.1 port and a fresh
+//! `dataDir`, the process started with `sh -c 'exec <command>'` so that its PID is the
+//! server's own, a bounded wait for `ruok`, resident memory from `/proc/PID/status`, and a
+//! kill by that PID on stop or drop, so a failing run never leaves a server behind), the
+//! A-then-B rounds, and the A/B ratios with their spread.
+//!
+//! Ratios are A/B for every metric: throughput above 1 means A is faster, latency below 1
+//! means A is faster. The summary is the geometric mean over rounds with min..max.
+//!
+//! Threading: the round loop is synchronous and drives each suite on the given runtime.
+
+use crate::args::{Compare, Settings};
+use crate::json::Json;
+use crate::report::{group, Row};
+use crate::run::run_suite;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Poll interval while waiting for a server to answer `ruok`.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// Connect/read timeout of one four-letter-word exchange.
+const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts at reading the version with `srvr` after `ruok` succeeded.
+const VERSION_TRIES: usize = 50;
+/// Lines of a server's log shown when it fails.
+const LOG_TAIL_LINES: usize = 30;
+
+static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A free TCP port on 127.0.0.1 (bound and released; the small race is accepted).
+pub fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local addr: {e}"))
+}
+
+/// Sends a four-letter word to `addr`; `None` when unreachable.
+pub fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, FOUR_LETTER_TIMEOUT).ok()?;
+    s.set_read_timeout(Some(FOUR_LETTER_TIMEOUT)).ok()?;
+    s.write_all(word.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Resident memory of a process in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_rss(&status)
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The zoo.cfg both servers get: defaults, with `extra` lines replacing same-named keys.
+pub fn zoo_cfg(data_dir: &Path, port: u16, extra: &[String]) -> String {
+    let mut kv: Vec<(String, String)> = [
+        ("tickTime", "2000".to_string()),
+        ("initLimit", "10".into()),
+        ("syncLimit", "5".into()),
+        ("dataDir", data_dir.display().to_string()),
+        ("clientPort", port.to_string()),
+        ("clientPortAddress", "127.0.0.1".into()),
+        ("maxClientCnxns", "0".into()),
+        ("forceSync", "yes".into()),
+        ("admin.enableServer", "false".into()),
+        ("4lw.commands.whitelist", "*".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for line in extra {
+        let (k, v) = line.split_once('=').unwrap_or((line.as_str(), ""));
+        let (k, v) = (k.trim(), v.trim());
+        match kv.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.to_owned(),
+            None => kv.push((k.to_owned(), v.to_owned())),
+        }
+    }
+    kv.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+/// A server started by the bench. Dropping it kills the process (by its PID) and removes its
+/// directory unless asked to keep it.
+#[derive(Debug)]
+pub struct ServerProc {
+    pub label: String,
+    pub command: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub version: String,
+    child: Option<Child>,
+    keep: bool,
+}
+
+impl ServerProc {
+    /// Writes the config, starts `template` with `{cfg}`, `{port}` and `{dir}` substituted,
+    /// and waits until the server answers `ruok`.
+    pub fn launch(
+        label: &str,
+        template: &str,
+        c: &Compare,
+        stop: &AtomicBool,
+    ) -> Result<ServerProc, String> {
+        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let base = c.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!(
+            "corral-bench-{}-{n}-{nanos}-{}",
+            std::process::id(),
+            sanitize(label)
+        ));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
+        let port = free_port()?;
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, zoo_cfg(&data, port, &c.cfg_lines))
+            .map_err(|e| format!("write {}: {e}", cfg.display()))?;
+        let command = template
+            .replace("{cfg}", &cfg.display().to_string())
+            .replace("{port}", &port.to_string())
+            .replace("{dir}", &dir.display().to_string());
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| format!("log handle: {e}"))?;
+        let mut s = ServerProc {
+            label: label.to_owned(),
+            command: command.clone(),
+            port,
+            dir,
+            version: String::new(),
+            child: None,
+            keep: c.keep,
+        };
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {command}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .map_err(|e| format!("{label}: cannot run `{command}`: {e}"))?;
+        s.child = Some(child);
+        eprintln!(
+            "{label}: started pid {} on 127.0.0.1:{port}: {command}",
+            s.pid().unwrap_or(0)
+        );
+        let deadline = Instant::now() + c.start_timeout;
+        loop {
+            if let Some(status) = s.exited() {
+                return Err(format!(
+                    "{label} exited during startup ({status}); log:\n{}",
+                    s.log_tail()
+                ));
+            }
+            if four_letter(s.addr(), "ruok").as_deref() == Some("imok") {
+                break;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Err("interrupted".into());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{label} did not answer ruok within {:?}; log:\n{}",
+                    c.start_timeout,
+                    s.log_tail()
+                ));
+            }
+            std::thread::sleep(READY_POLL);
+        }
+        // ZooKeeper answers ruok before it serves; srvr says "not currently serving" until
+        // then, so ask a few times.
+        for _ in 0..VERSION_TRIES {
+            let v = four_letter(s.addr(), "srvr").and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Zookeeper version:"))
+                    .map(|v| v.trim().to_owned())
+            });
+            if let Some(v) = v {
+                s.version = v;
+                break;
+            }
+            std::thread::sleep(READY_POLL);
+        }
+        if s.version.is_empty() {
+            s.version = "unknown".into();
+        }
+        eprintln!("{label}: ready, version {}", s.version);
+        Ok(s)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The exit status if the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.pid().and_then(rss_kib)
+    }
+
+    /// The last lines of the server's output.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+    }
+
+    /// Kills the process (SIGKILL, by its PID) and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            eprintln!("{}: stopped pid {}", self.label, c.id());
+        }
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.stop();
+        if self.keep {
+            eprintln!("{}: kept {}", self.label, self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn sanitize(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(32)
+        .collect()
+}
+
+/// One server's part of one round.
+#[derive(Clone, Debug)]
+pub struct Side {
+    pub rows: Vec<Row>,
+    pub rss_kib: Option<u64>,
+}
+
+/// One A-then-B round.
+#[derive(Clone, Debug)]
+pub struct Round {
+    pub a: Side,
+    pub b: Side,
+}
+
+/// Identity of a compared server, for reports.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    pub label: String,
+    pub command: String,
+    pub version: String,
+}
+
+/// Everything a `--compare` run measured.
+#[derive(Clone, Debug)]
+pub struct CompareReport {
+    pub a: ServerInfo,
+    pub b: ServerInfo,
+    pub rounds: Vec<Round>,
+}
+
+/// Geometric mean, min and max of positive samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub geomean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    pub fn of(samples: &[f64]) -> Option<Spread> {
+        let xs: Vec<f64> = samples
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .collect();
+        if xs.is_empty() {
+            return None;
+        }
+        let log_mean = xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64;
+        Some(Spread {
+            geomean: log_mean.exp(),
+            min: xs.iter().copied().fold(f64::INFINITY, f64::min),
+            max: xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            n: xs.len(),
+        })
+    }
+
+    fn to_json(self) -> Json {
+        Json::obj([
+            ("geomean", Json::Num(round3(self.geomean))),
+            ("min", Json::Num(round3(self.min))),
+            ("max", Json::Num(round3(self.max))),
+            ("rounds", Json::UInt(self.n as u64)),
+        ])
+    }
+
+    fn text(self) -> String {
+        format!(
+            "{} [{}..{}]",
+            fmt_ratio(self.geomean),
+            fmt_ratio(self.min),
+            fmt_ratio(self.max)
+        )
+    }
+}
+
+/// Two decimals, or more for small ratios so they never print as 0.00.
+fn fmt_ratio(x: f64) -> String {
+    if x >= 0.1 {
+        format!("{x:.2}")
+    } else if x >= 0.001 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.1e}")
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A/B ratios of one workload over the rounds.
+#[derive(Clone, Debug)]
+pub struct Ratio {
+    pub workload: String,
+    pub a_ops_per_sec: f64,
+    pub b_ops_per_sec: f64,
+    pub a_p99_us: f64,
+    pub b_p99_us: f64,
+    pub throughput: Option<Spread>,
+    pub p50: Option<Spread>,
+    pub p99: Option<Spread>,
+    pub p999: Option<Spread>,
+}
+
+fn find<'a>(rows: &'a [Row], name: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.name == name)
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
+
+impl CompareReport {
+    /// A/B ratios per workload (in the order of the first round), over the rounds where both
+    /// sides produced the workload with a non-zero denominator.
+    pub fn ratios(&self) -> Vec<Ratio> {
+        let Some(first) = self.rounds.first() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for r0 in &first.a.rows {
+            let pairs: Vec<(&Row, &Row)> = self
+                .rounds
+                .iter()
+                .filter_map(|r| Some((find(&r.a.rows, &r0.name)?, find(&r.b.rows, &r0.name)?)))
+                .collect();
+            let ratio = |f: &dyn Fn(&Row) -> f64| -> Option<Spread> {
+                let xs: Vec<f64> = pairs
+                    .iter()
+                    .filter(|(a, b)| a.ops > 0 && b.ops > 0)
+                    .map(|(a, b)| f(a) / f(b))
+                    .collect();
+                Spread::of(&xs)
+            };
+            let a_ops: Vec<f64> = pairs.iter().map(|(a, _)| a.ops_per_sec()).collect();
+            let b_ops: Vec<f64> = pairs.iter().map(|(_, b)| b.ops_per_sec()).collect();
+            let a_p99: Vec<f64> = pairs
+                .iter()
+                .map(|(a, _)| a.latency_us(0.99) as f64)
+                .collect();
+            let b_p99: Vec<f64> = pairs
+                .iter()
+                .map(|(_, b)| b.latency_us(0.99) as f64)
+                .collect();
+            out.push(Ratio {
+                workload: r0.name.clone(),
+                a_ops_per_sec: mean(&a_ops),
+                b_ops_per_sec: mean(&b_ops),
+                a_p99_us: mean(&a_p99),
+                b_p99_us: mean(&b_p99),
+                throughput: ratio(&|r| r.ops_per_sec()),
+                p50: ratio(&|r| r.latency_us(0.5) as f64),
+                p99: ratio(&|r| r.latency_us(0.99) as f64),
+                p999: ratio(&|r| r.latency_us(0.999) as f64),
+            });
+        }
+        out
+    }
+
+    /// The summary printed at the end of a compare run.
+    pub fn summary_table(&self) -> String {
+        let (la, lb) = (&self.a.label, &self.b.label);
+        let mut out = format!(
+            "\n== {la} (A) vs {lb} (B): ratios are A/B, geometric mean over {} round(s) \
+             [min..max]\n   throughput A/B > 1: A is faster; latency A/B < 1: A is faster\n",
+            self.rounds.len()
+        );
+        out.push_str(&format!(
+            "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20}\n",
+            "workload", "A ops/s", "B ops/s", "ops/s A/B", "p50 A/B", "p99 A/B"
+        ));
+        let text = |s: Option<Spread>| s.map(Spread::text).unwrap_or_else(|| "n/a".into());
+        for r in self.ratios() {
+            out.push_str(&format!(
+                "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20}\n",
+                r.workload,
+                group(r.a_ops_per_sec.round() as u64),
+                group(r.b_ops_per_sec.round() as u64),
+                text(r.throughput),
+                text(r.p50),
+                text(r.p99),
+            ));
+        }
+        out.push_str(&format!(
+            "\nresident memory (VmRSS) at the end of each round:\n{:<7} {:>12} {:>12}\n",
+            "round",
+            format!("{la} MiB"),
+            format!("{lb} MiB")
+        ));
+        let mib = |k: Option<u64>| {
+            k.map(|k| format!("{:.1}", k as f64 / 1024.0))
+                .unwrap_or_else(|| "?".into())
+        };
+        for (i, r) in self.rounds.iter().enumerate() {
+            out.push_str(&format!(
+                "{:<7} {:>12} {:>12}\n",
+                i + 1,
+                mib(r.a.rss_kib),
+                mib(r.b.rss_kib)
+            ));
+        }
+        out
+    }
+
+    pub fn to_json(&self, s: &Settings) -> Json {
+        let server = |i: &ServerInfo| {
+            Json::obj([
+                ("label", Json::str(&i.label)),
+                ("command", Json::str(&i.command)),
+                ("version", Json::str(&i.version)),
+            ])
+        };
+        let side = |sd: &Side| {
+            Json::obj([
+                ("rss_kib", sd.rss_kib.map(Json::UInt).unwrap_or(Json::Null)),
+                (
+                    "results",
+                    Json::Arr(sd.rows.iter().map(Row::to_json).collect()),
+                ),
+            ])
+        };
+        let spread = |s: Option<Spread>| s.map(Spread::to_json).unwrap_or(Json::Null);
+        Json::obj([
+            ("tool", Json::str("corral-bench")),
+            ("tool_version", Json::str(env!("CARGO_PKG_VERSION"))),
+            ("mode", Json::str("compare")),
+            ("date", Json::str(crate::json::now_utc())),
+            ("settings", crate::report::settings_json(s)),
+            (
+                "servers",
+                Json::obj([("a", server(&self.a)), ("b", server(&self.b))]),
+            ),
+            (
+                "rounds",
+                Json::Arr(
+                    self.rounds
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            Json::obj([
+                                ("round", Json::UInt(i as u64 + 1)),
+                                ("a", side(&r.a)),
+                                ("b", side(&r.b)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "ratios_a_over_b",
+                Json::Arr(
+                    self.ratios()
+                        .into_iter()
+                        .map(|r| {
+                            Json::obj([
+                                ("workload", Json::str(r.workload)),
+                                ("throughput", spread(r.throughput)),
+                                ("p50", spread(r.p50)),
+                                ("p99", spread(r.p99)),
+                                ("p999", spread(r.p999)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ])
+    }
+}
+
+/// Starts both servers, runs the rounds, stops both (also on error).
+pub fn run_compare(
+    rt: &tokio::runtime::Runtime,
+    s: &Settings,
+    stop: &Arc<AtomicBool>,
+) -> Result<CompareReport, String> {
+    let c = s
+        .compare
+        .as_ref()
+        .ok_or_else(|| "not a --compare run".to_string())?;
+    let mut a = ServerProc::launch(&c.label_a, &c.a, c, stop)?;
+    let mut b = ServerProc::launch(&c.label_b, &c.b, c, stop)?;
+    let mut report = CompareReport {
+        a: ServerInfo {
+            label: a.label.clone(),
+            command: a.command.clone(),
+            version: a.version.clone(),
+        },
+        b: ServerInfo {
+            label: b.label.clone(),
+            command: b.command.clone(),
+            version: b.version.clone(),
+        },
+        rounds: Vec::new(),
+    };
+    for round in 1..=c.rounds {
+        let mut sides = Vec::new();
+        for srv in [&mut a, &mut b] {
+            if stop.load(Ordering::Relaxed) {
+                return Err("interrupted".into());
+            }
+            if let Some(st) = srv.exited() {
+                return Err(format!(
+                    "{} exited ({st}); log:\n{}",
+                    srv.label,
+                    srv.log_tail()
+                ));
+            }
+            let label = format!("{} r{round} ", srv.label);
+            let rows = rt
+                .block_on(run_suite(&srv.connect_string(), s, &label, stop))
+                .map_err(|e| format!("{}: {e}", srv.label))?;
+            println!("\n== round {round}, {}", srv.label);
+            print!("{}", crate::report::table(&rows));
+            sides.push(rows);
+        }
+        let (Some(rows_b), Some(rows_a)) = (sides.pop(), sides.pop()) else {
+            return Err("internal: a round lost a side".into());
+        };
+        report.rounds.push(Round {
+            a: Side {
+                rows: rows_a,
+                rss_kib: a.rss_kib(),
+            },
+            b: Side {
+                rows: rows_b,
+                rss_kib: b.rss_kib(),
+            },
+        });
+    }
+    a.stop();
+    b.stop();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hist::Histogram;
+    use crate::report::Unit;
+
+    #[test]
+    fn vm_rss_is_parsed() {
+        let status = "Name:\tjava\nVmPeak:\t 100 kB\nVmRSS:\t  123456 kB\nThreads: 3\n";
+        assert_eq!(parse_vm_rss(status), Some(123_456));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+        let me = rss_kib(std::process::id()).expect("own VmRSS");
+        assert!(me > 0);
+    }
+
+    #[test]
+    fn config_overrides_replace_defaults() {
+        let cfg = zoo_cfg(
+            Path::new("/d"),
+            2999,
+            &["forceSync=no".into(), "snapCount=1000".into()],
+        );
+        assert!(cfg.contains("forceSync=no\n"));
+        assert!(!cfg.contains("forceSync=yes"));
+        assert!(cfg.contains("snapCount=1000\n"));
+        assert!(cfg.contains("clientPort=2999\n"));
+        assert!(cfg.contains("clientPortAddress=127.0.0.1\n"));
+        assert!(cfg.contains("dataDir=/d\n"));
+    }
+
+    #[test]
+    fn spread_is_geometric() {
+        let s = Spread::of(&[2.0, 0.5, f64::NAN, 0.0]).unwrap();
+        assert!((s.geomean - 1.0).abs() < 1e-9);
+        assert_eq!((s.min, s.max, s.n), (0.5, 2.0, 2));
+        assert!(Spread::of(&[]).is_none());
+        assert_eq!(fmt_ratio(1.234), "1.23");
+        assert_eq!(fmt_ratio(0.0042), "0.004");
+        assert_eq!(fmt_ratio(0.00042), "4.2e-4");
+    }
+
+    fn row(name: &str, ops: u64, lat: u64) -> Row {
+        let mut hist = Histogram::new();
+        for _ in 0..ops {
+            hist.record(lat);
+        }
+        Row {
+            name: name.into(),
+            unit: Unit::Request,
+            ops,
+            errors: 0,
+            seconds: 1.0,
+            hist,
+            first_error: None,
+            events_per_op: 1,
+        }
+    }
+
+    #[test]
+    fn ratios_are_a_over_b() {
+        let side = |ops, lat| Side {
+            rows: vec![row("read", ops, lat)],
+            rss_kib: Some(2048),
+        };
+        let info = |l: &str| ServerInfo {
+            label: l.into(),
+            command: "x".into(),
+            version: "v".into(),
+        };
+        let rep = CompareReport {
+            a: info("fast"),
+            b: info("slow"),
+            rounds: vec![
+                Round {
+                    a: side(200, 100),
+                    b: side(100, 200),
+                },
+                Round {
+                    a: side(400, 100),
+                    b: side(100, 200),
+                },
+            ],
+        };
+        let r = &rep.ratios()[0];
+        let t = r.throughput.unwrap();
+        assert!((t.geomean - 8f64.sqrt()).abs() < 1e-9);
+        assert_eq!((t.min, t.max), (2.0, 4.0));
+        assert!((r.p99.unwrap().geomean - 0.5).abs() < 1e-9);
+        assert_eq!(r.a_ops_per_sec, 300.0);
+        let text = rep.summary_table();
+        assert!(text.contains("2.83 [2.00..4.00]"), "{text}");
+        assert!(text.contains("2.0"), "rss in MiB: {text}");
+    }
+}

@@ -1,0 +1,204 @@
+//! Results of one workload run ([`Row`]) and their renderings: a fixed-width table for
+//! stdout and JSON values for `--json`.
+
+use crate::args::Settings;
+use crate::hist::Histogram;
+use crate::json::Json;
+
+/// What one "op" of a row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// One request and its reply.
+    Request,
+    /// A fixed sequence of requests (lock: create + getChildren + delete; session: connect +
+    /// close).
+    Cycle,
+    /// watch-fanout: one setData until the last watcher's notification.
+    Round,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Request => "request",
+            Unit::Cycle => "cycle",
+            Unit::Round => "round",
+        }
+    }
+}
+
+/// The measured result of one workload (or one part of it, e.g. serial-read).
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub name: String,
+    pub unit: Unit,
+    /// Ops that completed successfully inside the measured window.
+    pub ops: u64,
+    /// Ops that failed inside the measured window.
+    pub errors: u64,
+    /// Length of the measured window.
+    pub seconds: f64,
+    /// Latency of the successful ops, in microseconds.
+    pub hist: Histogram,
+    pub first_error: Option<String>,
+    /// Watch notifications per op (watch-fanout), else 1.
+    pub events_per_op: u64,
+}
+
+impl Row {
+    pub fn ops_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.ops as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Latency at quantile `q`, microseconds.
+    pub fn latency_us(&self, q: f64) -> u64 {
+        self.hist.value_at_quantile(q)
+    }
+
+    pub fn to_json(&self) -> Json {
+        let h = &self.hist;
+        Json::obj([
+            ("workload", Json::str(&self.name)),
+            ("unit", Json::str(self.unit.name())),
+            ("ops", Json::UInt(self.ops)),
+            ("errors", Json::UInt(self.errors)),
+            ("seconds", Json::Num(self.seconds)),
+            ("ops_per_sec", Json::Num(round2(self.ops_per_sec()))),
+            (
+                "events_per_sec",
+                Json::Num(round2(self.ops_per_sec() * self.events_per_op as f64)),
+            ),
+            (
+                "latency_us",
+                Json::obj([
+                    ("min", Json::UInt(h.min())),
+                    ("mean", Json::Num(round2(h.mean()))),
+                    ("p50", Json::UInt(h.value_at_quantile(0.50))),
+                    ("p90", Json::UInt(h.value_at_quantile(0.90))),
+                    ("p99", Json::UInt(h.value_at_quantile(0.99))),
+                    ("p999", Json::UInt(h.value_at_quantile(0.999))),
+                    ("max", Json::UInt(h.max())),
+                ]),
+            ),
+            (
+                "first_error",
+                self.first_error
+                    .clone()
+                    .map(Json::Str)
+                    .unwrap_or(Json::Null),
+            ),
+        ])
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The settings that shape the load, for reports.
+pub fn settings_json(s: &Settings) -> Json {
+    Json::obj([
+        (
+            "workloads",
+            Json::Arr(s.workloads.iter().map(|w| Json::str(w.name())).collect()),
+        ),
+        ("sessions", Json::UInt(s.sessions as u64)),
+        ("inflight_per_session", Json::UInt(s.inflight as u64)),
+        ("max_inflight", Json::UInt(s.max_inflight as u64)),
+        ("warmup_s", Json::Num(s.warmup.as_secs_f64())),
+        ("duration_s", Json::Num(s.duration.as_secs_f64())),
+        ("keys", Json::UInt(s.keys as u64)),
+        ("value_bytes", Json::UInt(s.value_size as u64)),
+        ("watchers", Json::UInt(s.watchers as u64)),
+        ("seed", s.seed.map(Json::UInt).unwrap_or(Json::Null)),
+    ])
+}
+
+/// Thousands separators for readability: 1234567 -> "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The stdout table of rows.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<14} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+        "workload", "unit", "ops", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "errors"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<14} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+            r.name,
+            r.unit.name(),
+            group(r.ops),
+            group(r.ops_per_sec().round() as u64),
+            group(r.latency_us(0.5)),
+            group(r.latency_us(0.99)),
+            group(r.latency_us(0.999)),
+            group(r.hist.max()),
+            group(r.errors),
+        ));
+        if r.events_per_op > 1 {
+            out.push_str(&format!(
+                "{:<14} {} notifications per round, {} notifications/s\n",
+                "",
+                r.events_per_op,
+                group((r.ops_per_sec() * r.events_per_op as f64).round() as u64)
+            ));
+        }
+        if let Some(e) = &r.first_error {
+            out.push_str(&format!("{:<14} first error: {e}\n", ""));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn table_and_json_of_a_row() {
+        let mut hist = Histogram::new();
+        for v in [100, 200, 300, 400] {
+            hist.record(v);
+        }
+        let r = Row {
+            name: "read".into(),
+            unit: Unit::Request,
+            ops: 4,
+            errors: 1,
+            seconds: 2.0,
+            hist,
+            first_error: Some("connection loss".into()),
+            events_per_op: 1,
+        };
+        assert_eq!(r.ops_per_sec(), 2.0);
+        let t = table(std::slice::from_ref(&r));
+        assert!(t.lines().nth(1).unwrap().starts_with("read "), "{t}");
+        assert!(t.contains("first error: connection loss"));
+        let j = r.to_json().to_pretty();
+        assert!(j.contains("\"ops_per_sec\": 2"), "{j}");
+        assert!(j.contains("\"p50\": 200"), "{j}");
+    }
+}

@@ -1,0 +1,844 @@
+//! Runs the workloads against one server: namespace setup, the load loops, progress lines
+//! and cleanup.
+//!
+//! Owns: the `/corral-bench` namespace (removed before and after a suite), the closed-loop
+//! workers (each keeps one request in flight and takes a permit of the overall in-flight
+//! semaphore for it; `--inflight` workers share each session, so their requests pipeline on
+//! its connection), the session-churn and watch-fanout loops, and the 1 s progress ticker.
+//!
+//! Measurement: a workload runs `warmup + duration`; an op counts when it *completes* inside
+//! the measured window `[start + warmup, start + warmup + duration]`, and ops/s is that count
+//! divided by the window length. Ops still in flight at the end are awaited (bounded by the
+//! request timeout) but not counted.
+//!
+//! Bounds: every loop stops at its deadline, at a per-worker op cap and when the stop flag
+//! (Ctrl-C) is set; every request has [`REQUEST_TIMEOUT`]; setup and cleanup are capped in
+//! node count and time.
+//!
+//! Threading: runs on the caller's tokio runtime; workers are tasks; results are merged after
+//! they are joined.
+
+use crate::args::{Settings, Workload};
+use crate::hist::Histogram;
+use crate::report::{Row, Unit};
+use corral_client::{acls, Acl, Client, ClientOptions, CreateMode, Error};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// The namespace every workload works in.
+pub const ROOT: &str = "/corral-bench";
+const DATA: &str = "/corral-bench/data";
+const CREATE_DELETE: &str = "/corral-bench/cd";
+const LOCK: &str = "/corral-bench/lock";
+const FANOUT: &str = "/corral-bench/fanout";
+
+/// Deadline of each request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new session may take to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Session timeout asked for by every bench session.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests in flight while creating keys, listing or deleting the namespace.
+const SETUP_PARALLEL: usize = 64;
+/// Sessions connecting at once (watch-fanout's watchers, the load sessions).
+const CONNECT_PARALLEL: usize = 32;
+/// Longest setup (key creation) or cleanup (namespace removal).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Most nodes the namespace cleanup will list and delete.
+const CLEANUP_NODES_MAX: usize = 2_000_000;
+/// Most ops one worker issues in one workload (time is the usual bound).
+const OPS_PER_WORKER_MAX: u64 = 100_000_000;
+/// Most watch-fanout rounds in one workload.
+const FANOUT_ROUNDS_MAX: u64 = 1_000_000;
+/// Longest wait for every watcher to re-arm, or for every notification of one round.
+const FANOUT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed op, so that a dead server does not turn a worker into a busy loop.
+const ERROR_BACKOFF: Duration = Duration::from_millis(1);
+/// Interval of the progress lines.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A small, fast PRNG (SplitMix64) for key choice; not for anything secret.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0; the modulo bias is negligible for n << 2^64).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+fn entropy_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Path of key `i` under the data node.
+pub fn key_path(i: usize) -> String {
+    format!("{DATA}/k{i:07}")
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions::new()
+        .session_timeout(SESSION_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+}
+
+/// Read-only state every worker of a suite shares.
+struct Shared {
+    server: String,
+    keys: Vec<String>,
+    value: Vec<u8>,
+    acl: Vec<Acl>,
+}
+
+/// Progress of the running workload, read by the ticker.
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    errors: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    measure_start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn new(s: &Settings) -> Window {
+        let start = Instant::now();
+        let measure_start = start + s.warmup;
+        Window {
+            start,
+            measure_start,
+            end: measure_start + s.duration,
+        }
+    }
+
+    fn contains(&self, t: Instant) -> bool {
+        t >= self.measure_start && t <= self.end
+    }
+}
+
+/// Runs `f(client, item)` for every item with up to [`SETUP_PARALLEL`] requests in flight,
+/// spread over `clients`; returns the results in no particular order, or the first error.
+async fn pipelined<T, R, F, Fut>(clients: &[Client], items: Vec<T>, f: F) -> Result<Vec<R>, Error>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Client, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, Error>> + Send,
+{
+    let lanes = SETUP_PARALLEL.min(items.len()).max(1);
+    let mut chunks: Vec<Vec<T>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        chunks[i % lanes].push(item);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let c = clients[i % clients.len()].clone();
+        let f = f.clone();
+        set.spawn(async move {
+            let mut out = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                out.push(f(c.clone(), item).await?);
+            }
+            Ok::<_, Error>(out)
+        });
+    }
+    let mut all = Vec::new();
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(v)) => all.extend(v),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(Error::Protocol(format!("setup task failed: {e}")));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(all),
+    }
+}
+
+/// Deletes `root` and everything below it (pipelined, deepest first). Missing nodes are fine.
+pub async fn remove_tree(clients: &[Client], root: &str) -> Result<usize, String> {
+    let work = async {
+        let mut levels: Vec<Vec<String>> = vec![vec![root.to_owned()]];
+        let mut total = 1usize;
+        loop {
+            let last = levels.last().cloned().unwrap_or_default();
+            if last.is_empty() {
+                levels.pop();
+                break;
+            }
+            let children = pipelined(clients, last, |c, p: String| async move {
+                match c.get_children(&p).await {
+                    Ok(kids) => Ok(kids
+                        .into_iter()
+                        .map(|k| format!("{p}/{k}"))
+                        .collect::<Vec<_>>()),
+                    Err(Error::NoNode) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| format!("listing {root}: {e}"))?;
+            let next: Vec<String> = children.into_iter().flatten().collect();
+            total += next.len();
+            if total > CLEANUP_NODES_MAX {
+                return Err(format!(
+                    "{root} has more than {CLEANUP_NODES_MAX} nodes; not removing it"
+                ));
+            }
+            levels.push(next);
+        }
+        for level in levels.into_iter().rev() {
+            pipelined(clients, level, |c, p: String| async move {
+                match c.delete(&p, -1).await {
+                    Ok(()) | Err(Error::NoNode) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| format!("removing {root}: {e}"))?;
+        }
+        Ok(total)
+    };
+    tokio::time::timeout(SETUP_TIMEOUT, work)
+        .await
+        .map_err(|_| format!("removing {root} took longer than {SETUP_TIMEOUT:?}"))?
+}
+
+/// Connects `n` sessions, [`CONNECT_PARALLEL`] at a time.
+async fn connect_many(server: &str, n: usize, stop: &AtomicBool) -> Result<Vec<Client>, String> {
+    let mut out = Vec::with_capacity(n);
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    while out.len() < n {
+        if stop.load(Ordering::Relaxed) {
+            close_all(out).await;
+            return Err("interrupted".into());
+        }
+        if Instant::now() > deadline {
+            close_all(out).await;
+            return Err(format!(
+                "connecting {n} sessions took over {SETUP_TIMEOUT:?}"
+            ));
+        }
+        let batch = CONNECT_PARALLEL.min(n - out.len());
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            let server = server.to_owned();
+            set.spawn(async move { client_options().connect(&server).await });
+        }
+        let mut err = None;
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(c)) => out.push(c),
+                Ok(Err(e)) => err = Some(format!("connecting to {server}: {e}")),
+                Err(e) => err = Some(format!("connect task failed: {e}")),
+            }
+        }
+        if let Some(e) = err {
+            close_all(out).await;
+            return Err(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Closes sessions, [`CONNECT_PARALLEL`] at a time, each bounded by the request timeout.
+async fn close_all(clients: Vec<Client>) {
+    let mut set = tokio::task::JoinSet::new();
+    for c in clients {
+        while set.len() >= CONNECT_PARALLEL {
+            let _ = set.join_next().await;
+        }
+        set.spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, c.close()).await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// Prints a progress line every second until dropped.
+struct Ticker(Option<tokio::task::JoinHandle<()>>);
+
+impl Ticker {
+    fn start(show: bool, label: String, w: Window, counters: Arc<Counters>) -> Ticker {
+        if !show {
+            return Ticker(None);
+        }
+        Ticker(Some(tokio::spawn(async move {
+            let mut last = 0u64;
+            let mut last_t = Instant::now();
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + PROGRESS_INTERVAL,
+                PROGRESS_INTERVAL,
+            );
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                let done = counters.done.load(Ordering::Relaxed);
+                let errors = counters.errors.load(Ordering::Relaxed);
+                let rate = (done - last) as f64 / now.duration_since(last_t).as_secs_f64();
+                let phase = if now < w.measure_start {
+                    "warm-up"
+                } else if now <= w.end {
+                    "measure"
+                } else {
+                    "drain"
+                };
+                let err = if errors > 0 {
+                    format!(", {errors} errors")
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "{label}: {phase} {:>4.0}s  {} ops, {} ops/s{err}",
+                    now.duration_since(w.start).as_secs_f64(),
+                    crate::report::group(done),
+                    crate::report::group(rate.round() as u64),
+                );
+                last = done;
+                last_t = now;
+            }
+        })))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// What one closed-loop worker measured. Index 0/1 of the arrays are the op's tag (serial:
+/// read/write; others only use 0).
+struct WorkerOut {
+    hists: [Histogram; 2],
+    ops: [u64; 2],
+    errors: u64,
+    first_error: Option<String>,
+}
+
+struct WorkerState {
+    id: usize,
+    rng: Rng,
+    seq: u64,
+    /// create-delete: the node created and not yet deleted.
+    pending: Option<String>,
+}
+
+/// One op of a closed-loop workload. Returns the op's tag (see [`WorkerOut`]).
+async fn one_op(
+    w: Workload,
+    c: &Client,
+    st: &mut WorkerState,
+    sh: &Shared,
+) -> Result<usize, Error> {
+    match w {
+        Workload::Read => {
+            let k = &sh.keys[st.rng.below(sh.keys.len())];
+            c.get_data(k).await.map(|_| 0)
+        }
+        Workload::Write => {
+            let k = &sh.keys[st.rng.below(sh.keys.len())];
+            c.set_data(k, &sh.value, -1).await.map(|_| 0)
+        }
+        Workload::Mixed => {
+            let k = &sh.keys[st.rng.below(sh.keys.len())];
+            if st.rng.below(10) == 0 {
+                c.set_data(k, &sh.value, -1).await.map(|_| 0)
+            } else {
+                c.get_data(k).await.map(|_| 0)
+            }
+        }
+        Workload::Serial => {
+            let k = &sh.keys[st.rng.below(sh.keys.len())];
+            st.seq += 1;
+            if st.seq % 2 == 1 {
+                c.get_data(k).await.map(|_| 0)
+            } else {
+                c.set_data(k, &sh.value, -1).await.map(|_| 1)
+            }
+        }
+        Workload::CreateDelete => match st.pending.take() {
+            Some(p) => c.delete(&p, -1).await.map(|_| 0),
+            None => {
+                st.seq += 1;
+                let p = format!("{CREATE_DELETE}/w{}-{}", st.id, st.seq);
+                c.create(&p, &sh.value, &sh.acl, CreateMode::Persistent)
+                    .await?;
+                st.pending = Some(p);
+                Ok(0)
+            }
+        },
+        Workload::Lock => {
+            let me = c
+                .create(
+                    &format!("{LOCK}/lock-"),
+                    &[],
+                    &sh.acl,
+                    CreateMode::EphemeralSequential,
+                )
+                .await?;
+            c.get_children(LOCK).await?;
+            c.delete(&me, -1).await.map(|_| 0)
+        }
+        Workload::Session => {
+            let s = client_options().connect(&sh.server).await?;
+            s.close().await.map(|_| 0)
+        }
+        Workload::WatchFanout => Err(Error::Protocol("watch-fanout is not a closed loop".into())),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    w: Workload,
+    c: Client,
+    mut st: WorkerState,
+    sh: Arc<Shared>,
+    sem: Arc<Semaphore>,
+    win: Window,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+) -> WorkerOut {
+    let mut out = WorkerOut {
+        hists: [Histogram::new(), Histogram::new()],
+        ops: [0; 2],
+        errors: 0,
+        first_error: None,
+    };
+    let mut issued = 0u64;
+    while issued < OPS_PER_WORKER_MAX && !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= win.end {
+            break;
+        }
+        let Ok(permit) = sem.acquire().await else {
+            break;
+        };
+        let t0 = Instant::now();
+        if t0 >= win.end {
+            break;
+        }
+        issued += 1;
+        let r = one_op(w, &c, &mut st, &sh).await;
+        let t1 = Instant::now();
+        drop(permit);
+        counters.done.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(tag) => {
+                if win.contains(t1) {
+                    out.hists[tag].record(t1.duration_since(t0).as_micros() as u64);
+                    out.ops[tag] += 1;
+                }
+            }
+            Err(e) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                if win.contains(t1) {
+                    out.errors += 1;
+                }
+                out.first_error.get_or_insert_with(|| e.to_string());
+                if c.state().is_terminal() {
+                    break;
+                }
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
+        }
+    }
+    if let Some(p) = st.pending.take() {
+        // create-delete stopped between its two requests: leave no node behind.
+        let _ = c.delete(&p, -1).await;
+    }
+    out
+}
+
+fn make_row(name: &str, unit: Unit, s: &Settings, outs: &[WorkerOut], tag: usize) -> Row {
+    let mut hist = Histogram::new();
+    let mut ops = 0;
+    let mut errors = 0;
+    let mut first_error = None;
+    for o in outs {
+        hist.merge(&o.hists[tag]);
+        ops += o.ops[tag];
+        errors += o.errors;
+        if first_error.is_none() {
+            first_error.clone_from(&o.first_error);
+        }
+    }
+    Row {
+        name: name.to_owned(),
+        unit,
+        ops,
+        errors,
+        seconds: s.duration.as_secs_f64(),
+        hist,
+        first_error,
+        events_per_op: 1,
+    }
+}
+
+/// Runs one closed-loop workload with the suite's sessions.
+async fn closed_loop(
+    w: Workload,
+    s: &Settings,
+    label: &str,
+    clients: &[Client],
+    sh: &Arc<Shared>,
+    rng: &mut Rng,
+    stop: &Arc<AtomicBool>,
+) -> Vec<Row> {
+    // Which sessions, and how many workers on each.
+    let (sessions, per_session) = match w {
+        Workload::Serial => (&clients[..1], 1),
+        // One worker per concurrent session churn; it does not use the suite's sessions.
+        Workload::Session => (clients, 1),
+        _ => (clients, s.inflight),
+    };
+    let permits = match w {
+        Workload::Serial => 1,
+        _ => s.max_inflight,
+    };
+    let sem = Arc::new(Semaphore::new(permits));
+    let counters = Arc::new(Counters::default());
+    let win = Window::new(s);
+    let _ticker = Ticker::start(
+        s.progress,
+        format!("{label}{}", w.name()),
+        win,
+        counters.clone(),
+    );
+    let mut set = tokio::task::JoinSet::new();
+    let mut id = 0;
+    for c in sessions {
+        for _ in 0..per_session {
+            let st = WorkerState {
+                id,
+                rng: Rng::new(rng.next_u64()),
+                seq: 0,
+                pending: None,
+            };
+            id += 1;
+            set.spawn(worker(
+                w,
+                c.clone(),
+                st,
+                sh.clone(),
+                sem.clone(),
+                win,
+                counters.clone(),
+                stop.clone(),
+            ));
+        }
+    }
+    let mut outs = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(o) => outs.push(o),
+            Err(e) => outs.push(WorkerOut {
+                hists: [Histogram::new(), Histogram::new()],
+                ops: [0; 2],
+                errors: 1,
+                first_error: Some(format!("worker task failed: {e}")),
+            }),
+        }
+    }
+    match w {
+        Workload::Serial => vec![
+            make_row("serial-read", Unit::Request, s, &outs, 0),
+            make_row("serial-write", Unit::Request, s, &outs, 1),
+        ],
+        Workload::Lock | Workload::Session => vec![make_row(w.name(), Unit::Cycle, s, &outs, 0)],
+        _ => vec![make_row(w.name(), Unit::Request, s, &outs, 0)],
+    }
+}
+
+/// watch-fanout: `--watchers` sessions hold a data watch on one node; each round sets the
+/// node and measures until the last watcher's notification, then they all re-arm.
+async fn watch_fanout(
+    s: &Settings,
+    label: &str,
+    writer: &Client,
+    sh: &Arc<Shared>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Row, String> {
+    let n = s.watchers;
+    if s.progress {
+        eprintln!("{label}watch-fanout: connecting {n} watcher sessions");
+    }
+    let watchers = connect_many(&sh.server, n, stop).await?;
+    let (armed_tx, mut armed_rx) = mpsc::channel::<()>(n);
+    let (fired_tx, mut fired_rx) = mpsc::channel::<Instant>(n);
+    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in &watchers {
+        let c = c.clone();
+        let armed_tx = armed_tx.clone();
+        let fired_tx = fired_tx.clone();
+        let mut quit_rx = quit_rx.clone();
+        tasks.spawn(async move {
+            for _ in 0..FANOUT_ROUNDS_MAX + 1 {
+                let Ok((_, _, fut)) = c.get_data_w(FANOUT).await else {
+                    return;
+                };
+                if armed_tx.send(()).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = fut => {
+                        if fired_tx.send(Instant::now()).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = quit_rx.changed() => return,
+                }
+            }
+        });
+    }
+    drop((armed_tx, fired_tx));
+    let counters = Arc::new(Counters::default());
+    let win = Window::new(s);
+    let _ticker = Ticker::start(
+        s.progress,
+        format!("{label}watch-fanout"),
+        win,
+        counters.clone(),
+    );
+    let mut hist = Histogram::new();
+    let mut ops = 0u64;
+    let mut errors = 0u64;
+    let mut first_error = None;
+    let mut rounds = 0u64;
+    let result = async {
+        while rounds < FANOUT_ROUNDS_MAX
+            && Instant::now() < win.end
+            && !stop.load(Ordering::Relaxed)
+        {
+            rounds += 1;
+            for _ in 0..n {
+                match tokio::time::timeout(FANOUT_STEP_TIMEOUT, armed_rx.recv()).await {
+                    Ok(Some(())) => {}
+                    _ => return Err("watchers did not re-arm in time (a session lost?)"),
+                }
+            }
+            let t0 = Instant::now();
+            if let Err(e) = writer.set_data(FANOUT, &sh.value, -1).await {
+                errors += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                return Err("setData of the watched node failed");
+            }
+            let mut last = t0;
+            for _ in 0..n {
+                match tokio::time::timeout(FANOUT_STEP_TIMEOUT, fired_rx.recv()).await {
+                    Ok(Some(t)) => last = last.max(t),
+                    _ => return Err("notifications did not all arrive in time"),
+                }
+            }
+            counters.done.fetch_add(1, Ordering::Relaxed);
+            if win.contains(last) {
+                hist.record(last.duration_since(t0).as_micros() as u64);
+                ops += 1;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = quit_tx.send(true);
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    close_all(watchers).await;
+    if let Err(e) = result {
+        errors += 1;
+        first_error.get_or_insert_with(|| e.to_owned());
+    }
+    Ok(Row {
+        name: Workload::WatchFanout.name().to_owned(),
+        unit: Unit::Round,
+        ops,
+        errors,
+        seconds: s.duration.as_secs_f64(),
+        hist,
+        first_error,
+        events_per_op: n as u64,
+    })
+}
+
+/// Runs every workload of `s` against `server` and returns one row per workload (two for
+/// serial). `label` prefixes progress lines (e.g. `"corral r1 "`). The namespace is set up
+/// first and removed at the end, also after a failure.
+pub async fn run_suite(
+    server: &str,
+    s: &Settings,
+    label: &str,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<Row>, String> {
+    let admin = client_options()
+        .connect(server)
+        .await
+        .map_err(|e| format!("connecting to {server}: {e}"))?;
+    let admins = [admin.clone()];
+    let result = suite_inner(server, s, label, stop, &admins).await;
+    if s.progress {
+        eprintln!("{label}cleanup: removing {ROOT}");
+    }
+    let cleanup = remove_tree(&admins, ROOT).await;
+    let _ = admin.close().await;
+    let rows = result?;
+    cleanup?;
+    Ok(rows)
+}
+
+async fn suite_inner(
+    server: &str,
+    s: &Settings,
+    label: &str,
+    stop: &Arc<AtomicBool>,
+    admins: &[Client],
+) -> Result<Vec<Row>, String> {
+    let t = Instant::now();
+    let leftover = remove_tree(admins, ROOT).await?;
+    if leftover > 1 && s.progress {
+        eprintln!("{label}setup: removed {leftover} nodes left by an earlier run");
+    }
+    let value = vec![b'x'; s.value_size];
+    let acl = acls::open();
+    let admin = &admins[0];
+    for p in [ROOT, DATA, CREATE_DELETE, LOCK, FANOUT] {
+        admin
+            .create(
+                p,
+                &value[..value.len().min(64)],
+                &acl,
+                CreateMode::Persistent,
+            )
+            .await
+            .map_err(|e| format!("creating {p}: {e}"))?;
+    }
+    let clients = connect_many(server, s.sessions, stop).await?;
+    let keys: Vec<String> = (0..s.keys).map(key_path).collect();
+    let with_keys = s.workloads.iter().any(|w| w.uses_keys());
+    if with_keys {
+        let v = value.clone();
+        let a = acl.clone();
+        let created = tokio::time::timeout(
+            SETUP_TIMEOUT,
+            pipelined(&clients, keys.clone(), move |c, k: String| {
+                let v = v.clone();
+                let a = a.clone();
+                async move {
+                    match c.create(&k, &v, &a, CreateMode::Persistent).await {
+                        Ok(_) | Err(Error::NodeExists) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            }),
+        )
+        .await;
+        match created {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                close_all(clients).await;
+                return Err(format!("creating keys: {e}"));
+            }
+            Err(_) => {
+                close_all(clients).await;
+                return Err(format!("creating keys took over {SETUP_TIMEOUT:?}"));
+            }
+        }
+    }
+    if s.progress {
+        let keys = if with_keys {
+            format!(", {} keys of {} bytes", s.keys, s.value_size)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{label}setup: {} sessions{keys} in {:.1}s",
+            s.sessions,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let sh = Arc::new(Shared {
+        server: server.to_owned(),
+        keys,
+        value,
+        acl,
+    });
+    let mut rng = Rng::new(s.seed.unwrap_or_else(entropy_seed));
+    let mut rows = Vec::new();
+    let mut failure = None;
+    for &w in &s.workloads {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match w {
+            Workload::WatchFanout => match watch_fanout(s, label, admin, &sh, stop).await {
+                Ok(r) => rows.push(r),
+                Err(e) => {
+                    failure = Some(format!("watch-fanout: {e}"));
+                    break;
+                }
+            },
+            _ => rows.extend(closed_loop(w, s, label, &clients, &sh, &mut rng, stop).await),
+        }
+    }
+    close_all(clients).await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(rows),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_deterministic_and_spread() {
+        let mut a = Rng::new(42);
+        let mut b = Rng::new(42);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            let x = a.below(10);
+            assert_eq!(x, b.below(10));
+            seen[x] += 1;
+        }
+        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+
+    #[test]
+    fn key_paths_sort_in_key_order() {
+        assert_eq!(key_path(7), "/corral-bench/data/k0000007");
+        assert!(key_path(99) < key_path(100));
+    }
+}

@@ -1,0 +1,154 @@
+//! The bench against a real server process: Apache ZooKeeper 3.8 by default,
+//! `CORRAL_TEST_TARGET=corral` for corral (see `corral_client::testing`).
+//!
+//! No timing assertions: only that the runs produce sane numbers (ops > 0, ordered
+//! percentiles, no errors) and leave no namespace behind.
+
+use corral_bench::args::{self, Parsed, Settings};
+use corral_bench::{Outcome, EXIT_OK, EXIT_USAGE};
+use corral_client::testing::{TempDir, TestServer};
+use corral_client::Client;
+
+fn settings(words: &[String]) -> Settings {
+    match args::parse(words).expect("valid arguments") {
+        Parsed::Run(s) => *s,
+        Parsed::Info(t) => panic!("unexpected info output: {t}"),
+    }
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn namespace_exists(server: &TestServer) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = Client::connect(&server.connect_string())
+            .await
+            .expect("connect");
+        let e = c.exists(corral_bench::run::ROOT).await.expect("exists");
+        let _ = c.close().await;
+        e.is_some()
+    })
+}
+
+#[test]
+fn one_second_of_read_and_write() {
+    let server = TestServer::start();
+    let dir = TempDir::new("bench-json");
+    let json = dir.path().join("out.json");
+    let mut w = words(&[
+        "--server",
+        &server.connect_string(),
+        "--workload",
+        "read",
+        "--workload",
+        "write",
+        "--warmup",
+        "200ms",
+        "--duration",
+        "1s",
+        "--sessions",
+        "2",
+        "--inflight",
+        "4",
+        "--keys",
+        "200",
+        "--seed",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    w.push(json.display().to_string());
+    let s = settings(&w);
+    let Outcome::Single(rows) = corral_bench::run(&s).expect("bench run") else {
+        panic!("not a single run");
+    };
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["read", "write"]);
+    for r in &rows {
+        r.hist.check_invariants();
+        assert!(r.ops > 0, "{}: no ops", r.name);
+        assert_eq!(r.errors, 0, "{}: {:?}", r.name, r.first_error);
+        assert_eq!(r.hist.count(), r.ops);
+        assert!(r.ops_per_sec() > 0.0);
+        let (p50, p99, p999) = (r.latency_us(0.5), r.latency_us(0.99), r.latency_us(0.999));
+        assert!(r.hist.min() <= p50, "{}: min > p50", r.name);
+        assert!(p50 <= p99 && p99 <= p999, "{}: {p50} {p99} {p999}", r.name);
+        assert!(p999 <= r.hist.max());
+    }
+    let text = std::fs::read_to_string(&json).expect("json written");
+    for needle in [
+        "\"mode\": \"single\"",
+        "\"workload\": \"read\"",
+        "\"workload\": \"write\"",
+        "\"ops_per_sec\"",
+        "\"p99\"",
+    ] {
+        assert!(text.contains(needle), "JSON lacks {needle}:\n{text}");
+    }
+    assert!(!namespace_exists(&server), "the bench left /corral-bench");
+}
+
+#[test]
+fn every_other_workload_runs_briefly() {
+    let server = TestServer::start();
+    let s = settings(&words(&[
+        "--server",
+        &server.connect_string(),
+        "--workload",
+        "mixed,create-delete,lock,session,watch-fanout,serial",
+        "--warmup",
+        "0s",
+        "--duration",
+        "500ms",
+        "--sessions",
+        "2",
+        "--inflight",
+        "2",
+        "--keys",
+        "50",
+        "--watchers",
+        "20",
+        "--quiet",
+    ]));
+    let Outcome::Single(rows) = corral_bench::run(&s).expect("bench run") else {
+        panic!("not a single run");
+    };
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "mixed",
+            "create-delete",
+            "lock",
+            "session",
+            "watch-fanout",
+            "serial-read",
+            "serial-write"
+        ]
+    );
+    for r in &rows {
+        assert!(r.ops > 0, "{}: no ops ({:?})", r.name, r.first_error);
+        assert_eq!(r.errors, 0, "{}: {:?}", r.name, r.first_error);
+        assert!(r.latency_us(0.5) <= r.latency_us(0.99), "{}", r.name);
+    }
+    assert_eq!(rows[4].events_per_op, 20);
+    assert!(!namespace_exists(&server), "the bench left /corral-bench");
+}
+
+#[test]
+fn exit_statuses_of_the_entry_point() {
+    assert_eq!(corral_bench::main_with_args(words(&["--help"])), EXIT_OK);
+    assert_eq!(
+        corral_bench::main_with_args(words(&["--workload", "nope"])),
+        EXIT_USAGE
+    );
+    assert_eq!(
+        corral_bench::main_with_args(words(&["--compare", "--a", "x"])),
+        EXIT_USAGE
+    );
+}
