@@ -2,21 +2,22 @@
 //!
 //! Every command first parses its words with commons-cli rules ([`crate::cmdline`]), checks
 //! its argument count (printing its usage on failure), validates paths with the Java
-//! client's rules, then talks to the server through [`Shell::request`]. Results go to
-//! stdout; `Created ...`, deprecation notes and error messages go to stderr, as in zkCli.
+//! client's rules ([`check_path`]), then talks to the server through [`Shell::request`].
+//! Results go to stdout; `Created ...`, deprecation notes and error messages go to stderr,
+//! as in zkCli. Watches are set for the session's default watcher: their handles are
+//! detached, and the events reach the shell's event stream ([`crate::events`]).
 //!
 //! Opcodes match the Java client: `create` sends create (1), createContainer (19) or
-//! createTTL (21); `ls` getChildren (8) or getChildren2 (12) with `-s`; `ls -R` getData on
-//! the root then getChildren per node; `deleteall` a getChildren walk then multi (14)
-//! batches of deletes.
+//! createTTL (21), with a null buffer when no data is given; `ls` getChildren (8) or
+//! getChildren2 (12) with `-s`; `ls -R` getData on the root then getChildren per node;
+//! `deleteall` a getChildren walk then multi (14) batches of deletes; `addauth` without
+//! credentials an auth packet with a null buffer.
 
 use crate::cmdline::{self, CommandLine, GroupSpec, OptSpec, OptionsSpec};
 use crate::format;
 use crate::java::{self, Uncaught};
 use crate::shell::{usage_of, CmdResult, Failure, Shell, CLI_VERSION};
-use bytes::Bytes;
-use corral_client::proto::request::CreateRequest;
-use corral_client::proto::{Request, Response};
+use corral_client::connect_string::check_path;
 use corral_client::{perms, Acl, AddWatchMode, CreateMode, Error, Op, Stat, WatcherType};
 
 /// `deleteall`'s default batch size (ops per multi).
@@ -192,13 +193,10 @@ impl SubtreeWalk {
         let client = shell.live().map_err(|_| (Error::Closed, String::new()))?;
         if let Some(root) = self.root.take() {
             let r = if self.watch {
-                match shell.request(client.get_data_w(&root)).await {
-                    Ok((_, _, fut)) => {
-                        shell.events.watch_future(fut);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
+                shell
+                    .request(client.get_data_w(&root))
+                    .await
+                    .map(|(_, _, fut)| fut.detach())
             } else {
                 shell.request(client.get_data(&root)).await.map(|_| ())
             };
@@ -214,13 +212,13 @@ impl SubtreeWalk {
                 return Ok(None);
             };
             let listed = if self.watch {
-                match shell.request(client.get_children_w(&node)).await {
-                    Ok((c, fut)) => {
-                        shell.events.watch_future(fut);
-                        Ok(c)
-                    }
-                    Err(e) => Err(e),
-                }
+                shell
+                    .request(client.get_children_w(&node))
+                    .await
+                    .map(|(c, fut)| {
+                        fut.detach();
+                        c
+                    })
             } else {
                 shell.request(client.get_children(&node)).await
             };
@@ -359,12 +357,12 @@ impl Shell {
             )));
         }
         let path = args[1].clone();
-        let data = args.get(2).map(|d| Bytes::copy_from_slice(d.as_bytes()));
+        let data = args.get(2).map(|d| d.as_bytes().to_vec());
         let acl = match args.get(3) {
             Some(text) => self.parse_acl(text),
             None => Acl::open_unsafe(),
         };
-        java::validate_create_path(&path, mode.is_sequential()).map_err(Failure::cli)?;
+        check_path(&path, mode.is_sequential()).map_err(Failure::cli)?;
         if acl.is_empty() {
             // The Java client refuses an empty ACL itself (no path in the exception).
             self.errln(&format::error_message(&Error::InvalidAcl, None));
@@ -374,27 +372,14 @@ impl Shell {
             )));
         }
         let client = self.live()?;
-        let body = CreateRequest {
-            path: self.server_path(&path),
-            data,
-            acl: Some(acl),
-            flags: mode.flags(),
-            ttl: mode.ttl_ms(),
-        };
-        let request = match mode {
-            CreateMode::Container => Request::CreateContainer(body),
-            CreateMode::PersistentWithTtl { .. }
-            | CreateMode::PersistentSequentialWithTtl { .. } => Request::CreateTtl(body),
-            _ => Request::Create(body),
-        };
-        match self.request(client.raw_request(request)).await {
-            Ok(reply) => match reply.response {
-                Response::Create { path: created } | Response::Create2 { path: created, .. } => {
-                    self.errln(&format!("Created {}", self.client_path(&created)));
-                    Ok(())
-                }
-                other => Err(Failure::cli(format!("unexpected reply {other:?}"))),
-            },
+        match self
+            .request(client.create_opt(&path, data.as_deref(), &acl, mode))
+            .await
+        {
+            Ok(created) => {
+                self.errln(&format!("Created {created}"));
+                Ok(())
+            }
             Err(e) => {
                 match e {
                     Error::EphemeralOnLocalSession => {
@@ -423,7 +408,7 @@ impl Shell {
             Some(v) => java::parse_int(v)?,
             None => -1,
         };
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         self.request(client.delete(&path, version))
             .await
@@ -442,7 +427,7 @@ impl Shell {
             None => DELETE_BATCH_DEFAULT,
         };
         let root = cl.args[1].clone();
-        java::validate_path(&root).map_err(Failure::cli)?;
+        check_path(&root, false).map_err(Failure::cli)?;
         let client = self.live()?;
         // Breadth-first listing (ZKUtil.listSubTreeBFS), deleted leaves first.
         let mut tree = vec![root.clone()];
@@ -487,7 +472,7 @@ impl Shell {
             Some(v) => java::parse_int(v)?,
             None => -1,
         };
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         let stat = self
             .request(client.set_data(&path, &data, version))
@@ -514,23 +499,14 @@ impl Shell {
         let Some(path) = cl.args.get(1).cloned() else {
             return Err(Failure::cli(usage_of("get")));
         };
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         let (data, stat) = if watch {
             let (data, stat, fut) = self
-                .request(client.get_data_w(&path))
+                .request(client.get_data_opt_w(&path))
                 .await
                 .map_err(|e| wrap(&e, &path))?;
-            self.events.watch_future(fut);
-            // get_data_w folds a null buffer into empty data; ask again to tell them apart.
-            let data = if data.is_empty() {
-                match self.request(client.get_data_opt(&path)).await {
-                    Ok((d, _)) => d,
-                    Err(_) => Some(data),
-                }
-            } else {
-                Some(data)
-            };
+            fut.detach();
             (data, stat)
         } else {
             self.request(client.get_data_opt(&path))
@@ -565,7 +541,7 @@ impl Shell {
         let path = cl.args[1].clone();
         let watch = cl.has("w");
         if cl.has("R") {
-            java::validate_path(&path).map_err(Failure::cli)?;
+            check_path(&path, false).map_err(Failure::cli)?;
             let mut walk = SubtreeWalk::new(&path, watch);
             loop {
                 match walk.next(self).await {
@@ -575,13 +551,13 @@ impl Shell {
                 }
             }
         }
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         let (mut children, stat) = match (cl.has("s"), watch) {
             (false, false) => (self.request(client.get_children(&path)).await, None),
             (false, true) => match self.request(client.get_children_w(&path)).await {
                 Ok((c, fut)) => {
-                    self.events.watch_future(fut);
+                    fut.detach();
                     (Ok(c), None)
                 }
                 Err(e) => (Err(e), None),
@@ -592,7 +568,7 @@ impl Shell {
             },
             (true, true) => match self.request(client.get_children2_w(&path)).await {
                 Ok((c, s, fut)) => {
-                    self.events.watch_future(fut);
+                    fut.detach();
                     (Ok(c), Some(s))
                 }
                 Err(e) => (Err(e), None),
@@ -621,14 +597,14 @@ impl Shell {
         let Some(path) = cl.args.get(1).cloned() else {
             return Err(Failure::cli(usage_of("stat")));
         };
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         let stat: Option<Stat> = if cl.has("w") {
             let (s, fut) = self
                 .request(client.exists_w(&path))
                 .await
                 .map_err(|e| wrap(&e, &path))?;
-            self.events.watch_future(fut);
+            fut.detach();
             s
         } else {
             self.request(client.exists(&path))
@@ -650,7 +626,7 @@ impl Shell {
             return Err(Failure::cli(usage_of("getAcl")));
         }
         let path = cl.args[1].clone();
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         let (acl, stat) = self
             .request(client.get_acl(&path))
@@ -675,7 +651,7 @@ impl Shell {
             Some(v) => java::parse_int(v)?,
             None => -1,
         };
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         if cl.has("R") {
             let mut walk = SubtreeWalk::new(&path, false);
@@ -722,7 +698,7 @@ impl Shell {
             return Err(Failure::cli(usage_of("sync")));
         }
         let path = cl.args[1].clone();
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         match self.request(client.sync(&path)).await {
             Ok(()) => self.outln("Sync is OK"),
@@ -739,14 +715,13 @@ impl Shell {
         if cl.args.len() < 2 {
             return Err(Failure::cli(usage_of("addauth")));
         }
-        let auth = cl
-            .args
-            .get(2)
-            .map(|a| a.as_bytes().to_vec())
-            .unwrap_or_default();
+        // No credentials: a null buffer, as zkCli sends (ZooKeeper rejects it for digest).
+        let auth = cl.args.get(2).map(|a| a.as_bytes().to_vec());
         let client = self.live()?;
         // zkCli does not wait for the answer; a rejection shows as an AuthFailed event.
-        let _ = self.request(client.add_auth(&cl.args[1], &auth)).await;
+        let _ = self
+            .request(client.add_auth_opt(&cl.args[1], auth.as_deref()))
+            .await;
         Ok(())
     }
 
@@ -756,17 +731,20 @@ impl Shell {
         let node = corral_client::CONFIG_NODE;
         let (data, stat) = if cl.has("w") {
             let (d, s, fut) = self
-                .request(client.get_config_w())
+                .request(client.get_config_opt_w())
                 .await
                 .map_err(|e| wrap(&e, node))?;
-            self.events.watch_future(fut);
+            fut.detach();
             (d, s)
         } else {
-            self.request(client.get_config())
+            self.request(client.get_config_opt())
                 .await
                 .map_err(|e| wrap(&e, node))?
         };
-        let text = String::from_utf8_lossy(&data).into_owned();
+        let text = match &data {
+            Some(d) => String::from_utf8_lossy(d).into_owned(),
+            None => "null".to_owned(),
+        };
         if cl.has("c") {
             self.outln(&client_config_string(&text));
         } else {
@@ -856,42 +834,19 @@ impl Shell {
             WatcherType::Any
         };
         let local = cl.has("l");
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
-        // The Java client checks its own watch table (where persistent watches count for
-        // every type) before it looks at the server's answer, and fails with NoWatcher if
-        // nothing of the requested type was removed locally.
-        let has = |k| client.has_local_watch(&path, k);
-        let held_of_kind = has(kind).await.unwrap_or(false);
-        let held_any = held_of_kind
-            || has(WatcherType::Persistent).await.unwrap_or(false)
-            || has(WatcherType::PersistentRecursive).await.unwrap_or(false);
-        let no_watcher = || wrap(&Error::NoWatcher, &path);
-        let server = self
-            .request(client.remove_watches(&path, kind, false))
-            .await;
-        match server {
-            Err(_) if !held_any => Err(no_watcher()),
-            Err(_) if local => {
-                let _ = client.remove_watches(&path, kind, true).await;
-                self.events.flush().await;
-                if held_of_kind {
-                    Ok(())
-                } else {
-                    Err(no_watcher())
-                }
-            }
-            Err(e) => Err(wrap(&e, &path)),
-            Ok(()) if held_of_kind => Ok(()),
-            Ok(()) => Err(no_watcher()),
-        }
+        // `removeAllWatches(path, type, local)`, settled by the client as Java's is.
+        self.request(client.remove_watches(&path, kind, local))
+            .await
+            .map_err(|e| wrap(&e, &path))
     }
 
     async fn cmd_get_ephemerals(&mut self, words: Vec<String>) -> CmdResult {
         let cl = parse(&OptionsSpec::NONE, &words)?;
         let prefix = cl.args.get(1).cloned();
         if let Some(p) = &prefix {
-            java::validate_path(p).map_err(Failure::cli)?;
+            check_path(p, false).map_err(Failure::cli)?;
         }
         let client = self.live()?;
         let shown = prefix.clone().unwrap_or_else(|| "/".into());
@@ -909,7 +864,7 @@ impl Shell {
             return Err(Failure::cli(usage_of("getAllChildrenNumber")));
         }
         let path = cl.args[1].clone();
-        java::validate_path(&path).map_err(Failure::cli)?;
+        check_path(&path, false).map_err(Failure::cli)?;
         let client = self.live()?;
         let n = self
             .request(client.get_all_children_number(&path))
@@ -942,14 +897,13 @@ impl Shell {
         }
         let path = cl.args[1].clone();
         // zkCli does not catch the Java client's path check here.
-        java::validate_path(&path)
-            .map_err(|m| Failure::Uncaught(Uncaught::illegal_argument(&m)))?;
+        check_path(&path, false).map_err(|m| Failure::Uncaught(Uncaught::illegal_argument(&m)))?;
         let client = self.live()?;
         let stream = self
             .request(client.add_watch(&path, self.add_watch_mode))
             .await
             .map_err(|e| wrap(&e, &path))?;
-        self.events.watch_stream(stream);
+        stream.detach();
         Ok(())
     }
 

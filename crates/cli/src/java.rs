@@ -1,7 +1,7 @@
 //! The Java behaviours zkCli's output depends on, re-implemented from their documented
 //! semantics: how `ZooKeeperMain` splits a command line into words, `Integer.parseInt` /
-//! `Long.parseLong` / `Integer.decode` and their error texts, `PathUtils.validatePath`, and
-//! `java.util.Date.toString()`.
+//! `Long.parseLong` / `Integer.decode` and their error texts, and `java.util.Date.toString()`.
+//! (`PathUtils.validatePath` is the client's: `corral_client::connect_string::check_path`.)
 //!
 //! Owns: pure functions only; no I/O except reading the system time zone once (cached).
 //! Invariant: every function here is total (never panics) on arbitrary input, since its
@@ -191,70 +191,6 @@ pub fn decode_int(s: &str) -> Result<i32, Uncaught> {
         .ok_or_else(|| Uncaught::number_format(&constant, radix))
 }
 
-/// `PathUtils.validatePath(path)`: the message of the IllegalArgumentException, if any.
-/// Positions (`@i`) count UTF-16 code units, as Java does.
-pub fn validate_path(path: &str) -> Result<(), String> {
-    let units: Vec<u16> = path.encode_utf16().collect();
-    if units.is_empty() {
-        return Err("Path length must be > 0".into());
-    }
-    if units[0] != u16::from(b'/') {
-        return Err("Path must start with / character".into());
-    }
-    if units.len() == 1 {
-        return Ok(());
-    }
-    let slash = u16::from(b'/');
-    let dot = u16::from(b'.');
-    if units[units.len() - 1] == slash {
-        return Err("Path must not end with / character".into());
-    }
-    let mut reason = None;
-    let mut last = slash;
-    for i in 1..units.len() {
-        let c = units[i];
-        let next_is_end_or_slash = i + 1 == units.len() || units[i + 1] == slash;
-        if c == 0 {
-            reason = Some(format!("null character not allowed @{i}"));
-            break;
-        } else if c == slash && last == slash {
-            reason = Some(format!("empty node name specified @{i}"));
-            break;
-        } else if c == dot && last == dot {
-            if units[i - 2] == slash && next_is_end_or_slash {
-                reason = Some(format!("relative paths not allowed @{i}"));
-                break;
-            }
-        } else if c == dot {
-            if units[i - 1] == slash && next_is_end_or_slash {
-                reason = Some(format!("relative paths not allowed @{i}"));
-                break;
-            }
-        } else if (0x01..=0x1f).contains(&c)
-            || (0x7f..=0x9f).contains(&c)
-            || (0xd800..=0xf8ff).contains(&c)
-            || c >= 0xfff0
-        {
-            reason = Some(format!("invalid character @{i}"));
-            break;
-        }
-        last = c;
-    }
-    match reason {
-        None => Ok(()),
-        Some(r) => Err(format!("Invalid path string \"{path}\" caused by {r}")),
-    }
-}
-
-/// `PathUtils.validatePath(path, isSequential)`.
-pub fn validate_create_path(path: &str, sequential: bool) -> Result<(), String> {
-    if sequential {
-        validate_path(&format!("{path}1"))
-    } else {
-        validate_path(path)
-    }
-}
-
 fn system_zone() -> &'static jiff::tz::TimeZone {
     static ZONE: OnceLock<jiff::tz::TimeZone> = OnceLock::new();
     ZONE.get_or_init(jiff::tz::TimeZone::system)
@@ -337,43 +273,6 @@ mod tests {
             "Exception in thread \"main\" java.lang.NumberFormatException: For input string: \"abc\""
         );
         assert_eq!(parse_long_hex("ff"), Some(255));
-    }
-
-    #[test]
-    fn path_validation_messages() {
-        assert_eq!(validate_path("/"), Ok(()));
-        assert_eq!(validate_path("/a/b"), Ok(()));
-        assert_eq!(validate_path("/a/.b"), Ok(()));
-        assert_eq!(validate_path("/a/..."), Ok(()));
-        assert_eq!(
-            validate_path("a").unwrap_err(),
-            "Path must start with / character"
-        );
-        assert_eq!(validate_path("").unwrap_err(), "Path length must be > 0");
-        assert_eq!(
-            validate_path("/a/").unwrap_err(),
-            "Path must not end with / character"
-        );
-        assert_eq!(
-            validate_path("/e1//x").unwrap_err(),
-            "Invalid path string \"/e1//x\" caused by empty node name specified @4"
-        );
-        assert_eq!(
-            validate_path("/a/./b").unwrap_err(),
-            "Invalid path string \"/a/./b\" caused by relative paths not allowed @3"
-        );
-        assert_eq!(
-            validate_path("/a/..").unwrap_err(),
-            "Invalid path string \"/a/..\" caused by relative paths not allowed @4"
-        );
-        assert_eq!(
-            validate_path("/a\u{1}").unwrap_err(),
-            "Invalid path string \"/a\u{1}\" caused by invalid character @2"
-        );
-        // a character outside the BMP is a surrogate pair in Java: invalid
-        assert!(validate_path("/a\u{1F600}").is_err());
-        assert_eq!(validate_create_path("/a/", true), Ok(()));
-        assert!(validate_create_path("/a/", false).is_err());
     }
 
     #[test]

@@ -10,9 +10,8 @@ use crate::commands::{child_path, java_sort, parse, wrap, SubtreeWalk, DEL_QUOTA
 use crate::java::{self, Uncaught};
 use crate::shell::{usage_of, CmdResult, Failure, Shell};
 use bytes::Bytes;
-use corral_client::proto::request::CreateRequest;
-use corral_client::proto::{Request, Response};
-use corral_client::{Acl, Error};
+use corral_client::connect_string::check_path;
+use corral_client::{Acl, CreateMode, Error};
 use std::collections::BTreeMap;
 
 /// `Quotas.procZookeeper`.
@@ -165,29 +164,16 @@ impl From<Uncaught> for QuotaError {
 }
 
 impl Shell {
+    /// `zk.create(path, null, OPEN_ACL_UNSAFE, PERSISTENT)`.
     async fn create_null(&self, path: &str) -> Result<(), Error> {
         let client = self.live().map_err(|_| Error::Closed)?;
-        let body = CreateRequest {
-            path: self.server_path(path),
-            data: None,
-            acl: Some(Acl::open_unsafe()),
-            flags: 0,
-            ttl: None,
-        };
-        match self
-            .request(client.raw_request(Request::Create(body)))
+        self.request(client.create_opt(path, None, &Acl::open_unsafe(), CreateMode::Persistent))
             .await
-        {
-            Ok(r) => match r.response {
-                Response::Create { .. } | Response::Create2 { .. } => Ok(()),
-                other => Err(Error::Protocol(format!("unexpected reply {other:?}"))),
-            },
-            Err(e) => Err(e),
-        }
+            .map(|_| ())
     }
 
     async fn exists_at(&self, path: &str) -> Result<bool, QuotaError> {
-        java::validate_path(path).map_err(QuotaError::Illegal)?;
+        check_path(path, false).map_err(QuotaError::Illegal)?;
         let client = self
             .live()
             .map_err(|_| QuotaError::Keeper(Error::Closed, path.into()))?;
@@ -240,7 +226,7 @@ impl Shell {
         }
         // A descendant with a quota?
         let real = quota_path(path);
-        java::validate_path(&real).map_err(QuotaError::Illegal)?;
+        check_path(&real, false).map_err(QuotaError::Illegal)?;
         let mut walk = SubtreeWalk::new(&real, false);
         loop {
             match walk.next(self).await {
@@ -406,7 +392,7 @@ impl Shell {
         let path = cl.args[1].clone();
         let limit = limit_path(&path);
         self.errln(&format!("absolute path is {limit}"));
-        java::validate_path(&limit).map_err(Failure::cli)?;
+        check_path(&limit, false).map_err(Failure::cli)?;
         let limits = match self.read_stats(&limit).await {
             Ok(s) => s,
             Err(QuotaError::Keeper(Error::NoNode, _)) => {

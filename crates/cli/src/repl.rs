@@ -2,11 +2,11 @@
 //! interactive terminal with line editing, history and tab completion (rustyline).
 //!
 //! Threading: the [`Shell`] runs in a task on a current-thread tokio runtime owned by a
-//! dedicated thread (the event printer relies on that runtime's FIFO scheduling, and the
-//! session's pings must go on while the user types). The calling thread reads input and
-//! hands each line to the shell over a channel, waiting for the next prompt before reading
-//! again, so commands run one at a time and the prompt shows the state after the last one.
-//! Tab completion asks the shell task for children while it is idle between lines.
+//! dedicated thread (the session's pings and the event printer must go on while the user
+//! types). The calling thread reads input and hands each line to the shell over a channel,
+//! waiting for the next prompt before reading again, so commands run one at a time and the
+//! prompt shows the state after the last one. Tab completion asks the shell task for
+//! children while it is idle between lines.
 //!
 //! Exit statuses follow zkCli: the status of the last command at end of input or `quit`,
 //! 1 when an exception zkCli does not catch would have killed the JVM, 130 for Ctrl-C.

@@ -7,16 +7,19 @@
 //! counter shown in the prompt, the last parsed command line (zkCli re-runs it for a line
 //! that has no words), the exit status of the last command, and the event printer.
 //!
-//! Threading: a [`Shell`] lives in one tokio task on a current-thread runtime (see
-//! [`crate::events`] for why the runtime kind matters); every method is `&mut self`, so
-//! commands run one at a time, as in zkCli.
+//! The session runs with the Java client's rules where zkCli's output depends on them: an
+//! [`corral_client::EventStream`] as its default watcher ([`crate::events`]), and requests
+//! (and `close`) issued while disconnected fail with ConnectionLoss when the connection
+//! attempt in progress fails ([`ClientOptions::fail_queued_on_connect_failure`]).
+//!
+//! Threading: a [`Shell`] lives in one tokio task; every method is `&mut self`, so commands
+//! run one at a time, as in zkCli.
 
 use crate::console::Console;
 use crate::events::EventHub;
 use crate::format;
 use crate::java::{self, Uncaught};
-use corral_client::connect_string::{Chroot, ConnectString};
-use corral_client::{AddWatchMode, Client, ClientOptions, Error, SessionState};
+use corral_client::{AddWatchMode, Client, ClientOptions, Error};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
@@ -164,11 +167,6 @@ pub struct Shell {
     pub(crate) events: EventHub,
     host: String,
     client: Option<Client>,
-    chroot: Chroot,
-    /// Java's connect timeout: session timeout divided by the number of hosts.
-    connect_wait: Duration,
-    /// The `host:port` entries of the connect string.
-    hosts: Vec<String>,
     history: HashMap<usize, String>,
     command_count: usize,
     exit_code: i32,
@@ -190,9 +188,6 @@ impl Shell {
             config,
             events,
             client: None,
-            chroot: Chroot::none(),
-            connect_wait: Duration::from_secs(30),
-            hosts: Vec::new(),
             history: HashMap::new(),
             command_count: 0,
             exit_code: 0,
@@ -251,16 +246,6 @@ impl Shell {
         self.console.err(&format!("{text}\n"));
     }
 
-    /// Server path for a client path under this session's chroot.
-    pub(crate) fn server_path(&self, path: &str) -> String {
-        self.chroot.apply(path)
-    }
-
-    /// Client path for a server path.
-    pub(crate) fn client_path(&self, path: &str) -> String {
-        self.chroot.strip(path)
-    }
-
     /// The live session (commands only run after the "Not connected" check).
     pub(crate) fn live(&self) -> Result<Client, Failure> {
         self.client.clone().ok_or_else(|| {
@@ -271,42 +256,13 @@ impl Shell {
         })
     }
 
-    /// Runs one request the way the Java client would: a request made while disconnected
-    /// waits for a connection and fails with ConnectionLoss when the connect timeout passes,
-    /// or at once when every server refuses connections (the Java client fails queued
-    /// requests when a connection attempt fails). Afterwards every event that arrived before
-    /// the reply is printed.
+    /// Runs one request, then prints every event that arrived before its reply. (The
+    /// session fails a request made while disconnected with ConnectionLoss when the
+    /// connection attempt in progress fails, as the Java client does.)
     pub(crate) async fn request<T, F>(&self, fut: F) -> Result<T, Error>
     where
         F: Future<Output = Result<T, Error>>,
     {
-        let Some(client) = &self.client else {
-            return Err(Error::Closed);
-        };
-        if !client.state().is_connected() {
-            let up = |s: SessionState| s.is_connected() || s.is_terminal();
-            let first = client
-                .wait_for_state(self.connect_wait.min(REFUSAL_PROBE_AFTER), up)
-                .await;
-            let reached = match first {
-                Err(Error::Timeout) if self.connect_wait > REFUSAL_PROBE_AFTER => {
-                    let rest = self.connect_wait - REFUSAL_PROBE_AFTER;
-                    tokio::select! {
-                        r = client.wait_for_state(rest, up) => r,
-                        () = all_refuse(&self.hosts) => Err(Error::ConnectionLoss),
-                    }
-                }
-                other => other,
-            };
-            match reached {
-                Ok(s) if s.is_connected() => {}
-                Ok(SessionState::Expired) => return Err(Error::SessionExpired),
-                Ok(SessionState::AuthFailed) => return Err(Error::AuthFailed),
-                Ok(_) => return Err(Error::ConnectionLoss),
-                Err(Error::Timeout) => return Err(Error::ConnectionLoss),
-                Err(e) => return Err(e),
-            }
-        }
         let r = fut.await;
         self.events.flush().await;
         r
@@ -317,23 +273,19 @@ impl Shell {
         self.close_session().await;
         self.host = new_host;
         let timeout_ms = java::parse_int(&self.config.timeout)?;
-        let cs = ConnectString::parse(&self.host)
-            .map_err(|_| Uncaught::illegal_argument("A HostProvider may not be empty!"))?;
-        let hosts = cs.hosts.len().max(1) as u64;
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
-        self.connect_wait = timeout / hosts as u32;
-        self.hosts = cs.hosts.clone();
         let options = ClientOptions::new()
             .session_timeout(timeout)
             .can_be_read_only(self.config.read_only)
+            .fail_queued_on_connect_failure(true)
             // A backstop only: the Java client has no request deadline, but a request must
             // not outlive a session that can no longer answer it.
             .request_timeout(Some(timeout.saturating_mul(2).max(Duration::from_secs(1))));
-        let client = options
-            .start(&self.host)
+        // The only way starting fails: a connect string without hosts.
+        let (client, events) = options
+            .start_with_events(&self.host)
             .map_err(|_| Uncaught::illegal_argument("A HostProvider may not be empty!"))?;
-        self.events.watch_state(client.state_watcher());
-        self.chroot = cs.chroot;
+        self.events.attach(events).await;
         self.client = Some(client.clone());
         if self.config.wait_for_connection {
             let ok = client
@@ -353,12 +305,11 @@ impl Shell {
         Ok(())
     }
 
-    /// Closes the session (`close`, `quit`) and prints its Closed event.
+    /// Closes the session (`close`, `quit`) and prints its Closed event. (While
+    /// disconnected the close waits for the attempt in progress, as Java's does.)
     pub(crate) async fn close_session(&mut self) {
         if let Some(c) = self.client.clone() {
             if !c.state().is_terminal() {
-                // The Java client sends closeSession like any request: after connecting.
-                let _ = self.request(async { Ok::<(), Error>(()) }).await;
                 let _ = c.close().await;
             }
         }
@@ -508,48 +459,3 @@ impl Shell {
 
 /// How long tab completion waits for the server.
 pub const COMPLETION_WAIT: Duration = Duration::from_secs(2);
-
-/// A request waiting for a connection this long starts checking whether the servers refuse
-/// connections (a healthy server has answered the handshake by then).
-pub const REFUSAL_PROBE_AFTER: Duration = Duration::from_millis(300);
-
-/// Pause between two rounds of refusal probes.
-const REFUSAL_PROBE_INTERVAL: Duration = Duration::from_millis(500);
-
-/// How long one probe connection may take.
-const REFUSAL_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Returns once a round of TCP connection attempts finds every host refusing (or not
-/// resolving); never returns while any host accepts or does not answer. The probe
-/// connections are closed at once.
-async fn all_refuse(hosts: &[String]) {
-    loop {
-        let mut refused = 0;
-        for host in hosts {
-            let addrs: Vec<std::net::SocketAddr> =
-                match tokio::net::lookup_host(host.as_str()).await {
-                    Ok(a) => a.collect(),
-                    Err(_) => Vec::new(),
-                };
-            let mut host_refused = true;
-            for addr in addrs {
-                match tokio::time::timeout(
-                    REFUSAL_PROBE_TIMEOUT,
-                    tokio::net::TcpStream::connect(addr),
-                )
-                .await
-                {
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                    _ => host_refused = false,
-                }
-            }
-            if host_refused {
-                refused += 1;
-            }
-        }
-        if refused == hosts.len() {
-            return;
-        }
-        tokio::time::sleep(REFUSAL_PROBE_INTERVAL).await;
-    }
-}

@@ -1,7 +1,8 @@
 //! The shell against a real server (Apache ZooKeeper 3.8 by default, corral with
-//! `CORRAL_TEST_TARGET=corral`): outputs of scripted lines, event printing (one line per
-//! notification however many watches match), connection-state events through a proxy that
-//! drops connections, session expiry, tab completion, and zkCli's uncaught exceptions.
+//! `CORRAL_TEST_TARGET=corral`): outputs of scripted lines, null data, event printing (one
+//! line per notification however many watches match), connection-state events through a
+//! proxy that drops connections, session expiry, refused connections, tab completion, and
+//! zkCli's uncaught exceptions.
 //!
 //! The differential comparison with zkCli.sh itself is in tests/test_cli_corral.py.
 
@@ -176,6 +177,22 @@ async fn commands_print_what_zkcli_prints() {
     );
     assert_eq!(s.shell.exit_code(), 0);
 
+    // No data is null data (zkCli prints "null"), watched or not.
+    let (out, _) = s.run(&format!("create {b}/null")).await;
+    assert_eq!(out, format!("Created {b}/null\n"));
+    let (out, _) = s.run(&format!("get {b}/null")).await;
+    assert_eq!(out, "null\n");
+    let (out, _) = s.run(&format!("get -w {b}/null")).await;
+    assert_eq!(out, "null\n");
+    let (out, events) = s.run(&format!("set {b}/null \"\"")).await;
+    assert_eq!(out, "");
+    assert_eq!(
+        events,
+        event("SyncConnected", "NodeDataChanged", &format!("{b}/null"))
+    );
+    let (out, _) = s.run(&format!("get {b}/null")).await;
+    assert_eq!(out, "\n");
+
     let (out, _) = s.run(&format!("deleteall {b}")).await;
     assert_eq!(out, "");
     let flow = s.shell.execute_line("quit").await.expect("quit");
@@ -304,6 +321,32 @@ async fn connection_events_and_expiry() {
     let (out, events) = s.run("ls /zookeeper").await;
     assert_eq!(out, "[config, quota]\n");
     assert_eq!(events, event("SyncConnected", "None", "null"));
+}
+
+#[tokio::test]
+async fn refused_connections_fail_requests_at_once() {
+    // Nothing listens on this port: every connection attempt is refused.
+    let server = format!("127.0.0.1:{}", corral_client::testing::free_port());
+    let mut s = Session::start(&server, 30_000).await;
+    // Each request fails when the attempt in progress fails, as zkCli's do, not when its
+    // deadline (60 s here) passes.
+    let (out, events) = tokio::time::timeout(Duration::from_secs(20), s.run("ls /"))
+        .await
+        .expect("ConnectionLoss before the deadline");
+    assert_eq!(out, "KeeperErrorCode = ConnectionLoss for /\n");
+    assert_eq!(events, "");
+    assert!(
+        s.shell.prompt().contains("(CONNECTING)"),
+        "{}",
+        s.shell.prompt()
+    );
+    let (out, _) = s.run("get /x").await;
+    assert_eq!(out, "KeeperErrorCode = ConnectionLoss for /x\n");
+    // quit: the close waits for an attempt too, then the session is closed.
+    let flow = s.shell.execute_line("quit").await.expect("quit");
+    assert_eq!(flow, Flow::Exit(1));
+    let (_, events) = s.take();
+    assert_eq!(events, event("Closed", "None", "null"));
 }
 
 #[tokio::test]
