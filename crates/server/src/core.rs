@@ -384,11 +384,12 @@ impl Core {
             return;
         }
         self.snapshot_running = true;
+        let zxid = self.node.last_zxid();
         durable::spawn_snapshot(
             self.storage.fs.clone(),
             self.storage.dirs.clone(),
-            self.node.tree().clone(),
-            self.node.last_zxid(),
+            self.node.tree().snapshot_source(zxid),
+            zxid,
             self.storage.events_tx.clone(),
         );
     }

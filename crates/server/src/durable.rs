@@ -188,19 +188,36 @@ pub fn recover(
     let mut replayed = 0u64;
     for rec in plan.entries(fs.clone()) {
         let rec = rec.map_err(|e| format!("cannot replay the txn log: {e}"))?;
-        tree.replay(&rec.entry.header, &rec.entry.txn)
-            .map_err(|e| {
-                format!(
-                    "cannot replay txn 0x{:x} from {} at offset {}: {e}",
-                    rec.zxid(),
-                    rec.file.display(),
-                    rec.offset
-                )
-            })?;
+        let mismatch = tree.replay_entry(&rec.entry).map_err(|e| {
+            format!(
+                "cannot replay txn 0x{:x} from {} at offset {}: {e}",
+                rec.zxid(),
+                rec.file.display(),
+                rec.offset
+            )
+        })?;
+        if let Some(m) = mismatch {
+            // ZooKeeper logs and counts a digest mismatch; it does not stop.
+            tracing::warn!(
+                "tree digest mismatch after txn 0x{:x} ({} at offset {}): {m:?}",
+                rec.zxid(),
+                rec.file.display(),
+                rec.offset
+            );
+        }
         replayed += 1;
         if replayed.is_multiple_of(RECOVERY_PROGRESS_EVERY) {
             tracing::info!(replayed, total = plan.entry_count, "replaying the txn log");
         }
+    }
+    // As ZooKeeper does after loading: ephemerals whose owner is not in the session table
+    // could never be removed by an expiry, so they go now.
+    let orphaned = tree.remove_ephemerals_of_dead_sessions(plan.last_zxid);
+    if !orphaned.is_empty() {
+        tracing::info!(
+            sessions = orphaned.len(),
+            "removed ephemerals of sessions that no longer exist"
+        );
     }
     tracing::info!(
         nodes = tree.node_count(),
@@ -260,15 +277,14 @@ impl<S: corral_storage::snapshot::SnapshotSink> corral_storage::snapshot::Snapsh
     }
 }
 
-/// Writes `tree` (a consistent clone taken at `zxid`) as `snapshot.<zxid>` synchronously.
+/// Writes `snapshot.<zxid>` from a consistent view of the tree, synchronously.
 pub fn write_snapshot_now(
     fs: &dyn FileSystem,
     dirs: &DataDirs,
-    tree: &corral_tree::DataTree,
+    view: &corral_tree::snapshot::TreeSnapshot,
     zxid: i64,
 ) -> Result<String, String> {
-    let source = tree.snapshot_source(zxid);
-    corral_storage::snapshot::write_snapshot(fs, &dirs.snap_dir, zxid, &source)
+    corral_storage::snapshot::write_snapshot(fs, &dirs.snap_dir, zxid, view)
         .map(|info| {
             format!(
                 "{} ({} nodes, {} bytes)",
@@ -280,11 +296,13 @@ pub fn write_snapshot_now(
         .map_err(|e| e.to_string())
 }
 
-/// Writes a snapshot on its own thread and reports [`LogEvent::SnapshotDone`].
+/// Writes a snapshot of `view` (taken at `zxid`; it shares nodes copy-on-write with the
+/// live tree, so taking it costs microseconds) on its own thread, and reports
+/// [`LogEvent::SnapshotDone`].
 pub fn spawn_snapshot(
     fs: Arc<dyn FileSystem>,
     dirs: DataDirs,
-    tree: corral_tree::DataTree,
+    view: corral_tree::snapshot::TreeSnapshot,
     zxid: i64,
     events: mpsc::UnboundedSender<LogEvent>,
 ) {
@@ -293,7 +311,7 @@ pub fn spawn_snapshot(
         .spawn({
             let events = events.clone();
             move || {
-                let result = write_snapshot_now(fs.as_ref(), &dirs, &tree, zxid);
+                let result = write_snapshot_now(fs.as_ref(), &dirs, &view, zxid);
                 let _ = events.send(LogEvent::SnapshotDone { zxid, result });
             }
         });

@@ -86,7 +86,8 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
             let r = durable::recover(fs.clone(), &dirs, tree_cfg)?;
             // As ZooKeeper does at every start: a snapshot of the loaded state, so the next
             // start does not replay the same log again.
-            let what = durable::write_snapshot_now(fs.as_ref(), &dirs, &r.tree, r.last_zxid)
+            let view = r.tree.snapshot_source(r.last_zxid);
+            let what = durable::write_snapshot_now(fs.as_ref(), &dirs, &view, r.last_zxid)
                 .map_err(|e| format!("cannot write the start-up snapshot: {e}"))?;
             tracing::info!("start-up snapshot: {what}");
             Ok::<_, String>(r)
