@@ -14,6 +14,7 @@ pub mod event;
 pub mod frame;
 pub mod jute;
 pub mod opcode;
+pub mod quorum;
 pub mod records;
 pub mod request;
 pub mod response;
