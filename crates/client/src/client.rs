@@ -12,8 +12,8 @@
 
 use crate::connect_string::{validate_path, Chroot, ConnectString, HostList, SplitMix64};
 use crate::core::{
-    Core, CoreConfig, OneShotWatcher, Outgoing, Reply, ReplyResult, StreamWatcher, WatchCounts,
-    WatchReg, Watcher,
+    Core, CoreConfig, EventSender, OneShotWatcher, Outgoing, Reply, ReplyResult, StreamWatcher,
+    WatchCounts, WatchReg, Watcher,
 };
 use crate::driver::{Command, Driver};
 use crate::error::{Error, Result};
@@ -144,15 +144,15 @@ impl ClientOptions {
     /// Starts the client without waiting for a session (state starts at Connecting). Must be
     /// called inside a tokio runtime.
     pub fn start(&self, connect_string: &str) -> Result<Client> {
-        Ok(self.start_inner(connect_string, false)?.0)
+        self.start_inner(connect_string, None)
     }
 
     /// Like [`ClientOptions::start`], with the session's [`EventStream`] (every notification
     /// once, every state change, failed connection attempts), from the very start.
     pub fn start_with_events(&self, connect_string: &str) -> Result<(Client, EventStream)> {
-        let (client, events) = self.start_inner(connect_string, true)?;
-        let events = events.ok_or_else(|| Error::Protocol("event stream missing".into()))?;
-        Ok((client, events))
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = self.start_inner(connect_string, Some(tx))?;
+        Ok((client, EventStream::new(rx)))
     }
 
     /// Like [`ClientOptions::connect`], with the session's [`EventStream`] (its first event is
@@ -162,11 +162,7 @@ impl ClientOptions {
         self.await_first_session(c).await.map(|c| (c, events))
     }
 
-    fn start_inner(
-        &self,
-        connect_string: &str,
-        with_events: bool,
-    ) -> Result<(Client, Option<EventStream>)> {
+    fn start_inner(&self, connect_string: &str, events: Option<EventSender>) -> Result<Client> {
         let cs = ConnectString::parse(connect_string)?;
         let mut rng = match self.rng_seed {
             Some(s) => SplitMix64::new(s),
@@ -186,11 +182,9 @@ impl ClientOptions {
             state_tx,
             info_tx,
         );
-        let events = with_events.then(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(tx) = events {
             core.set_event_sink(tx);
-            EventStream::new(rx)
-        });
+        }
         let connect_failures = core.connect_failure_counter();
         if let Some(x) = self.first_xid {
             if x <= 0 {
@@ -216,7 +210,7 @@ impl ClientOptions {
             drop_requested: false,
         };
         tokio::spawn(driver.run());
-        let client = Client {
+        Ok(Client {
             inner: Arc::new(Inner {
                 cmd_tx,
                 state_rx,
@@ -225,8 +219,7 @@ impl ClientOptions {
                 request_timeout: self.request_timeout,
                 connect_failures,
             }),
-        };
-        Ok((client, events))
+        })
     }
 
     /// Starts the client and waits until it has a session (or fails: Timeout after
@@ -666,12 +659,11 @@ impl Client {
         watch: bool,
     ) -> Result<(Option<Bytes>, Stat, Option<WatchFuture>)> {
         let sp = self.server_path(path)?;
-        let (reg, fut) = match watch {
-            true => {
-                let (w, fut) = one_shot(path);
-                (Some(WatchReg::Data(sp.clone(), w)), Some(fut))
-            }
-            false => (None, None),
+        let (reg, fut) = if watch {
+            let (w, fut) = one_shot(path);
+            (Some(WatchReg::Data(sp.clone(), w)), Some(fut))
+        } else {
+            (None, None)
         };
         match self
             .call(Request::GetData(PathWatch { path: sp, watch }), reg)
@@ -750,12 +742,11 @@ impl Client {
         with_stat: bool,
     ) -> Result<(Vec<String>, Option<Stat>, Option<WatchFuture>)> {
         let sp = self.server_path(path)?;
-        let (reg, fut) = match watch {
-            true => {
-                let (w, fut) = one_shot(path);
-                (Some(WatchReg::Child(sp.clone(), w)), Some(fut))
-            }
-            false => (None, None),
+        let (reg, fut) = if watch {
+            let (w, fut) = one_shot(path);
+            (Some(WatchReg::Child(sp.clone(), w)), Some(fut))
+        } else {
+            (None, None)
         };
         let pw = PathWatch { path: sp, watch };
         let req = if with_stat {
