@@ -802,15 +802,7 @@ impl Core {
         self.outgoing.clear();
         let lost: Vec<InFlight> = self.in_flight.drain(..).collect();
         for f in lost {
-            let result = match f.watch {
-                Some(WatchReg::Remove { path, kind, local }) => self
-                    .settle_removal(&path, kind, local, ErrorCode::ConnectionLoss.code())
-                    .map(|()| Reply {
-                        zxid: -1,
-                        response: Response::Empty,
-                    }),
-                _ => Err(Error::ConnectionLoss),
-            };
+            let result = self.lost_result(f.watch);
             if let Some(r) = f.reply {
                 let _ = r.send(result);
             }
@@ -827,6 +819,20 @@ impl Core {
         }
         if was_connected && !self.state.is_terminal() {
             self.set_state(SessionState::Disconnected);
+        }
+    }
+
+    /// The answer to a request lost with the connection: ConnectionLoss, except that a
+    /// removeWatches is settled with that code (with `local` it succeeds).
+    fn lost_result(&mut self, watch: Option<WatchReg>) -> ReplyResult {
+        match watch {
+            Some(WatchReg::Remove { path, kind, local }) => self
+                .settle_removal(&path, kind, local, ErrorCode::ConnectionLoss.code())
+                .map(|()| Reply {
+                    zxid: -1,
+                    response: Response::Empty,
+                }),
+            _ => Err(Error::ConnectionLoss),
         }
     }
 
@@ -849,15 +855,7 @@ impl Core {
         }
         let queued: Vec<Outgoing> = self.unsent.drain(..).collect();
         for o in queued {
-            let result = match o.watch {
-                Some(WatchReg::Remove { path, kind, local }) => self
-                    .settle_removal(&path, kind, local, ErrorCode::ConnectionLoss.code())
-                    .map(|()| Reply {
-                        zxid: -1,
-                        response: Response::Empty,
-                    }),
-                _ => Err(Error::ConnectionLoss),
-            };
+            let result = self.lost_result(o.watch);
             let _ = o.reply.send(result);
         }
         for c in &mut self.credentials {
