@@ -1,11 +1,11 @@
-//! The pure core stays pure: `corral-proto`, `corral-tree` and `corral-node` depend on no
-//! async runtime and never read a clock or an unseeded random source, so the same code
-//! can run under a deterministic simulator. (After TigerBeetle's tidy checks.)
+//! The pure core stays pure: `corral-proto`, `corral-tree`, `corral-node` and `corral-zab`
+//! depend on no async runtime and never read a clock or an unseeded random source, so the
+//! same code can run under a deterministic simulator. (After TigerBeetle's tidy checks.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const PURE_CRATES: &[&str] = &["proto", "tree", "node"];
+const PURE_CRATES: &[&str] = &["proto", "tree", "node", "zab"];
 
 /// Dependencies a pure crate must not have.
 const FORBIDDEN_DEPS: &[&str] = &[
