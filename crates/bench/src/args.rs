@@ -101,10 +101,10 @@ Workloads (--workload, repeatable or comma-separated, or `all`):
 
 --compare starts two servers from launch commands with the same generated zoo.cfg (a free
 127.0.0.1 port, a fresh dataDir, forceSync=yes, maxClientCnxns=0), substituting {cfg} (and
-{port}, {dir}) in each command, runs the workloads against A then B for --rounds rounds,
-prints A/B ratios (throughput > 1 or latency < 1: A is better) with their min..max over
-rounds and each server's resident memory (VmRSS) after each round, and kills both servers
-(by PID) when done or on error. Example:
+{port}, {dir}) in each command, runs each workload against A and then B (A B A B ...) for
+--rounds rounds, prints A/B ratios (throughput > 1 or latency < 1: A is better) with their
+min..max over rounds and each server's resident memory (VmRSS) after each round, and kills
+both servers (by PID) when done or on error. Example:
 
   corral bench --compare --label-a corral --label-b zookeeper \\
     --a 'target/release/corral server --config {cfg}' \\

@@ -4,7 +4,11 @@
 //! `dataDir`, the process started with `sh -c 'exec <command>'` so that its PID is the
 //! server's own, a bounded wait for `ruok`, resident memory from `/proc/PID/status`, and a
 //! kill by that PID on stop or drop, so a failing run never leaves a server behind), the
-//! A-then-B rounds, and the A/B ratios with their spread.
+//! rounds, and the A/B ratios with their spread.
+//!
+//! A round sets up the namespace on both servers, then runs each workload on A and right
+//! after on B (A B A B ...), so that both see nearly the same machine (other load on a
+//! shared host drifts over minutes), and ends with each server's resident memory.
 //!
 //! Ratios are A/B for every metric: throughput above 1 means A is faster, latency below 1
 //! means A is faster. The summary is the geometric mean over rounds with min..max.
@@ -14,7 +18,7 @@
 use crate::args::{Compare, Settings};
 use crate::json::Json;
 use crate::report::{group, Row};
-use crate::run::run_suite;
+use crate::run::Suite;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -270,7 +274,7 @@ pub struct Side {
     pub rss_kib: Option<u64>,
 }
 
-/// One A-then-B round.
+/// One round: every workload on A and on B.
 #[derive(Clone, Debug)]
 pub struct Round {
     pub a: Side,
@@ -564,29 +568,52 @@ pub fn run_compare(
         rounds: Vec::new(),
     };
     for round in 1..=c.rounds {
-        let mut sides = Vec::new();
-        for srv in [&mut a, &mut b] {
-            if stop.load(Ordering::Relaxed) {
-                return Err("interrupted".into());
+        let mut sa = rt
+            .block_on(Suite::setup(
+                &a.connect_string(),
+                s,
+                &format!("{} r{round} ", a.label),
+                stop,
+            ))
+            .map_err(|e| format!("{}: {e}", a.label))?;
+        let mut sb = rt
+            .block_on(Suite::setup(
+                &b.connect_string(),
+                s,
+                &format!("{} r{round} ", b.label),
+                stop,
+            ))
+            .map_err(|e| format!("{}: {e}", b.label))?;
+        let (mut rows_a, mut rows_b) = (Vec::new(), Vec::new());
+        for &w in &s.workloads {
+            for (srv, suite, rows) in [
+                (&mut a, &mut sa, &mut rows_a),
+                (&mut b, &mut sb, &mut rows_b),
+            ] {
+                if stop.load(Ordering::Relaxed) {
+                    return Err("interrupted".into());
+                }
+                if let Some(st) = srv.exited() {
+                    return Err(format!(
+                        "{} exited ({st}); log:\n{}",
+                        srv.label,
+                        srv.log_tail()
+                    ));
+                }
+                let r = rt
+                    .block_on(suite.run(w, s, stop))
+                    .map_err(|e| format!("{}: {e}", srv.label))?;
+                rows.extend(r);
             }
-            if let Some(st) = srv.exited() {
-                return Err(format!(
-                    "{} exited ({st}); log:\n{}",
-                    srv.label,
-                    srv.log_tail()
-                ));
-            }
-            let label = format!("{} r{round} ", srv.label);
-            let rows = rt
-                .block_on(run_suite(&srv.connect_string(), s, &label, stop))
-                .map_err(|e| format!("{}: {e}", srv.label))?;
-            println!("\n== round {round}, {}", srv.label);
-            print!("{}", crate::report::table(&rows));
-            sides.push(rows);
         }
-        let (Some(rows_b), Some(rows_a)) = (sides.pop(), sides.pop()) else {
-            return Err("internal: a round lost a side".into());
-        };
+        rt.block_on(sa.teardown(s))
+            .map_err(|e| format!("{}: {e}", a.label))?;
+        rt.block_on(sb.teardown(s))
+            .map_err(|e| format!("{}: {e}", b.label))?;
+        for (label, rows) in [(&a.label, &rows_a), (&b.label, &rows_b)] {
+            println!("\n== round {round}, {label}");
+            print!("{}", crate::report::table(rows));
+        }
         report.rounds.push(Round {
             a: Side {
                 rows: rows_a,

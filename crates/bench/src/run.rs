@@ -693,130 +693,189 @@ async fn watch_fanout(
     })
 }
 
+/// One server's bench session: the namespace, the load sessions and the shared state. Made
+/// by [`Suite::setup`], used by [`Suite::run`] per workload, ended by [`Suite::teardown`]
+/// (which removes the namespace; call it also after a failure).
+pub struct Suite {
+    label: String,
+    admin: Client,
+    clients: Vec<Client>,
+    sh: Arc<Shared>,
+    rng: Rng,
+}
+
+impl Suite {
+    /// Connects, removes an earlier run's namespace, creates `/corral-bench` (and the keys
+    /// when a workload of `s` uses them) and connects the load sessions. `label` prefixes
+    /// progress lines (e.g. `"corral r1 "`).
+    pub async fn setup(
+        server: &str,
+        s: &Settings,
+        label: &str,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Suite, String> {
+        let admin = client_options()
+            .connect(server)
+            .await
+            .map_err(|e| format!("connecting to {server}: {e}"))?;
+        match Suite::setup_with(server, s, label, stop, &admin).await {
+            Ok(suite) => Ok(suite),
+            Err(e) => {
+                let _ = remove_tree(std::slice::from_ref(&admin), ROOT).await;
+                let _ = admin.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn setup_with(
+        server: &str,
+        s: &Settings,
+        label: &str,
+        stop: &Arc<AtomicBool>,
+        admin: &Client,
+    ) -> Result<Suite, String> {
+        let t = Instant::now();
+        let leftover = remove_tree(std::slice::from_ref(admin), ROOT).await?;
+        if leftover > 1 && s.progress {
+            eprintln!("{label}setup: removed {leftover} nodes left by an earlier run");
+        }
+        let value = vec![b'x'; s.value_size];
+        let acl = acls::open();
+        for p in [ROOT, DATA, CREATE_DELETE, LOCK, FANOUT] {
+            admin
+                .create(
+                    p,
+                    &value[..value.len().min(64)],
+                    &acl,
+                    CreateMode::Persistent,
+                )
+                .await
+                .map_err(|e| format!("creating {p}: {e}"))?;
+        }
+        let clients = connect_many(server, s.sessions, stop).await?;
+        let keys: Vec<String> = (0..s.keys).map(key_path).collect();
+        let with_keys = s.workloads.iter().any(|w| w.uses_keys());
+        if with_keys {
+            let v = value.clone();
+            let a = acl.clone();
+            let created = tokio::time::timeout(
+                SETUP_TIMEOUT,
+                pipelined(&clients, keys.clone(), move |c, k: String| {
+                    let v = v.clone();
+                    let a = a.clone();
+                    async move {
+                        match c.create(&k, &v, &a, CreateMode::Persistent).await {
+                            Ok(_) | Err(Error::NodeExists) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                }),
+            )
+            .await;
+            let failed = match created {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("creating keys: {e}")),
+                Err(_) => Some(format!("creating keys took over {SETUP_TIMEOUT:?}")),
+            };
+            if let Some(e) = failed {
+                close_all(clients).await;
+                return Err(e);
+            }
+        }
+        if s.progress {
+            let keys = if with_keys {
+                format!(", {} keys of {} bytes", s.keys, s.value_size)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "{label}setup: {} sessions{keys} in {:.1}s",
+                s.sessions,
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Ok(Suite {
+            label: label.to_owned(),
+            admin: admin.clone(),
+            clients,
+            sh: Arc::new(Shared {
+                server: server.to_owned(),
+                keys,
+                value,
+                acl,
+            }),
+            rng: Rng::new(s.seed.unwrap_or_else(entropy_seed)),
+        })
+    }
+
+    /// Runs one workload: one row, or two for serial. `Err` when the workload could not run
+    /// at all (watch-fanout's watchers failed); failed requests are counted in the row.
+    pub async fn run(
+        &mut self,
+        w: Workload,
+        s: &Settings,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<Row>, String> {
+        match w {
+            Workload::WatchFanout => watch_fanout(s, &self.label, &self.admin, &self.sh, stop)
+                .await
+                .map(|r| vec![r])
+                .map_err(|e| format!("watch-fanout: {e}")),
+            _ => Ok(closed_loop(
+                w,
+                s,
+                &self.label,
+                &self.clients,
+                &self.sh,
+                &mut self.rng,
+                stop,
+            )
+            .await),
+        }
+    }
+
+    /// Closes the load sessions and removes the namespace.
+    pub async fn teardown(self, s: &Settings) -> Result<(), String> {
+        close_all(self.clients).await;
+        if s.progress {
+            eprintln!("{}cleanup: removing {ROOT}", self.label);
+        }
+        let r = remove_tree(std::slice::from_ref(&self.admin), ROOT).await;
+        let _ = self.admin.close().await;
+        r.map(|_| ())
+    }
+}
+
 /// Runs every workload of `s` against `server` and returns one row per workload (two for
-/// serial). `label` prefixes progress lines (e.g. `"corral r1 "`). The namespace is set up
-/// first and removed at the end, also after a failure.
+/// serial). The namespace is set up first and removed at the end, also after a failure.
 pub async fn run_suite(
     server: &str,
     s: &Settings,
     label: &str,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<Row>, String> {
-    let admin = client_options()
-        .connect(server)
-        .await
-        .map_err(|e| format!("connecting to {server}: {e}"))?;
-    let admins = [admin.clone()];
-    let result = suite_inner(server, s, label, stop, &admins).await;
-    if s.progress {
-        eprintln!("{label}cleanup: removing {ROOT}");
-    }
-    let cleanup = remove_tree(&admins, ROOT).await;
-    let _ = admin.close().await;
-    let rows = result?;
-    cleanup?;
-    Ok(rows)
-}
-
-async fn suite_inner(
-    server: &str,
-    s: &Settings,
-    label: &str,
-    stop: &Arc<AtomicBool>,
-    admins: &[Client],
-) -> Result<Vec<Row>, String> {
-    let t = Instant::now();
-    let leftover = remove_tree(admins, ROOT).await?;
-    if leftover > 1 && s.progress {
-        eprintln!("{label}setup: removed {leftover} nodes left by an earlier run");
-    }
-    let value = vec![b'x'; s.value_size];
-    let acl = acls::open();
-    let admin = &admins[0];
-    for p in [ROOT, DATA, CREATE_DELETE, LOCK, FANOUT] {
-        admin
-            .create(
-                p,
-                &value[..value.len().min(64)],
-                &acl,
-                CreateMode::Persistent,
-            )
-            .await
-            .map_err(|e| format!("creating {p}: {e}"))?;
-    }
-    let clients = connect_many(server, s.sessions, stop).await?;
-    let keys: Vec<String> = (0..s.keys).map(key_path).collect();
-    let with_keys = s.workloads.iter().any(|w| w.uses_keys());
-    if with_keys {
-        let v = value.clone();
-        let a = acl.clone();
-        let created = tokio::time::timeout(
-            SETUP_TIMEOUT,
-            pipelined(&clients, keys.clone(), move |c, k: String| {
-                let v = v.clone();
-                let a = a.clone();
-                async move {
-                    match c.create(&k, &v, &a, CreateMode::Persistent).await {
-                        Ok(_) | Err(Error::NodeExists) => Ok(()),
-                        Err(e) => Err(e),
-                    }
-                }
-            }),
-        )
-        .await;
-        match created {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                close_all(clients).await;
-                return Err(format!("creating keys: {e}"));
-            }
-            Err(_) => {
-                close_all(clients).await;
-                return Err(format!("creating keys took over {SETUP_TIMEOUT:?}"));
-            }
-        }
-    }
-    if s.progress {
-        let keys = if with_keys {
-            format!(", {} keys of {} bytes", s.keys, s.value_size)
-        } else {
-            String::new()
-        };
-        eprintln!(
-            "{label}setup: {} sessions{keys} in {:.1}s",
-            s.sessions,
-            t.elapsed().as_secs_f64()
-        );
-    }
-    let sh = Arc::new(Shared {
-        server: server.to_owned(),
-        keys,
-        value,
-        acl,
-    });
-    let mut rng = Rng::new(s.seed.unwrap_or_else(entropy_seed));
+    let mut suite = Suite::setup(server, s, label, stop).await?;
     let mut rows = Vec::new();
     let mut failure = None;
     for &w in &s.workloads {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        match w {
-            Workload::WatchFanout => match watch_fanout(s, label, admin, &sh, stop).await {
-                Ok(r) => rows.push(r),
-                Err(e) => {
-                    failure = Some(format!("watch-fanout: {e}"));
-                    break;
-                }
-            },
-            _ => rows.extend(closed_loop(w, s, label, &clients, &sh, &mut rng, stop).await),
+        match suite.run(w, s, stop).await {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
     }
-    close_all(clients).await;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(rows),
+    let cleanup = suite.teardown(s).await;
+    if let Some(e) = failure {
+        return Err(e);
     }
+    cleanup?;
+    Ok(rows)
 }
 
 #[cfg(test)]

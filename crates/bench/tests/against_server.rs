@@ -152,3 +152,70 @@ fn exit_statuses_of_the_entry_point() {
         EXIT_USAGE
     );
 }
+
+/// The launch command of the server `CORRAL_TEST_TARGET` selects, for `--compare`.
+fn launch_command() -> String {
+    match corral_client::testing::Target::from_env() {
+        corral_client::testing::Target::Zookeeper => {
+            "java -Xmx256m -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
+             org.apache.zookeeper.server.ZooKeeperServerMain {cfg}"
+                .into()
+        }
+        corral_client::testing::Target::Corral => {
+            let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/corral").into()
+            });
+            format!("{bin} server --config {{cfg}}")
+        }
+    }
+}
+
+#[test]
+fn compare_starts_two_servers_and_stops_them() {
+    let cmd = launch_command();
+    let s = settings(&words(&[
+        "--compare",
+        "--a",
+        &cmd,
+        "--b",
+        &cmd,
+        "--label-a",
+        "one",
+        "--label-b",
+        "two",
+        "--rounds",
+        "1",
+        "--workload",
+        "read,write",
+        "--warmup",
+        "0s",
+        "--duration",
+        "300ms",
+        "--sessions",
+        "2",
+        "--inflight",
+        "2",
+        "--keys",
+        "20",
+        "--quiet",
+    ]));
+    let Outcome::Compare(rep) = corral_bench::run(&s).expect("compare run") else {
+        panic!("not a compare run");
+    };
+    assert_eq!(rep.rounds.len(), 1);
+    let round = &rep.rounds[0];
+    for side in [&round.a, &round.b] {
+        let names: Vec<&str> = side.rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["read", "write"]);
+        assert!(side.rows.iter().all(|r| r.ops > 0 && r.errors == 0));
+        assert!(
+            side.rss_kib.unwrap_or(0) > 0,
+            "no VmRSS for {}",
+            rep.a.label
+        );
+    }
+    assert!(!rep.a.version.is_empty() && rep.a.version != "unknown");
+    let ratios = rep.ratios();
+    assert_eq!(ratios.len(), 2);
+    assert!(ratios.iter().all(|r| r.throughput.is_some()));
+}
