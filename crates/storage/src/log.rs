@@ -237,31 +237,42 @@ impl LogFileReader {
             });
         }
         let h = FileHeader::from_bytes(&hb);
-        if h.magic != LOG_MAGIC && is_torn_header(&hb) && zeros_from(&*r.file, &r.path, 16)? {
-            // The first write of the file (header and first records) was torn inside the
-            // header: nothing in this file was ever synced.
-            r.end = Some(LogEnd::Torn {
-                offset: 0,
-                reason: "partially written log header".into(),
-            });
-            return Ok(r);
-        }
-        if h.magic != LOG_MAGIC {
-            return Err(StorageError::CorruptLog {
-                file: r.path.to_path_buf(),
-                offset: 0,
-                reason: format!(
+        let bad_header = if h.magic != LOG_MAGIC {
+            Some((
+                0,
+                format!(
                     "bad magic 0x{:08x} (expected 0x{LOG_MAGIC:08x} \"ZKLG\")",
                     h.magic
                 ),
+            ))
+        } else if h.version != LOG_VERSION {
+            Some((4, format!("unsupported log version {}", h.version)))
+        } else {
+            None
+        };
+        if let Some((offset, reason)) = bad_header {
+            // The header and the file's first records reach the disk in the same sync, so
+            // a bad header with no valid record after it means the file's first sync never
+            // completed (a crash tore the header): nothing in it was acknowledged, and it
+            // is a torn tail. A bad header in front of valid records was damaged after it
+            // was synced: corruption.
+            if let Some(next) = find_valid_record(&*r.file, &r.path, FILE_HEADER_BYTES)? {
+                return Err(StorageError::CorruptLog {
+                    file: r.path.to_path_buf(),
+                    offset,
+                    reason: format!("{reason}; a valid record follows at offset {next}"),
+                });
+            }
+            let torn = if is_torn_header(&hb) {
+                "partially written log header".into()
+            } else {
+                reason
+            };
+            r.end = Some(LogEnd::Torn {
+                offset: 0,
+                reason: torn,
             });
-        }
-        if h.version != LOG_VERSION {
-            return Err(StorageError::CorruptLog {
-                file: r.path.to_path_buf(),
-                offset: 4,
-                reason: format!("unsupported log version {}", h.version),
-            });
+            return Ok(r);
         }
         r.header = Some(h);
         r.pos = FILE_HEADER_BYTES;

@@ -169,7 +169,11 @@ fn run(ops: Vec<Op>, prealloc: bool, cut_frac: f64, tear: Tear) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        // PROPTEST_CASES raises it for a longer hunt.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn recovery_returns_a_prefix_of_the_appended_entries(
