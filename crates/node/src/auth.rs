@@ -32,16 +32,18 @@ pub enum AuthOutcome {
     Failed,
 }
 
-/// Handles an auth packet of `scheme` with payload `auth` on a connection from `peer_ip`.
-/// `super_digest` is the configured `super:<b64>` id, if any.
+/// Handles an auth packet of `scheme` with payload `auth` (`None` for a null buffer) on a
+/// connection from `peer_ip`. `super_digest` is the configured `super:<b64>` id, if any.
 pub fn authenticate(
     scheme: &str,
-    auth: &[u8],
+    auth: Option<&[u8]>,
     peer_ip: &str,
     super_digest: Option<&str>,
 ) -> AuthOutcome {
-    match scheme {
-        "digest" => {
+    match (scheme, auth) {
+        // ZooKeeper's digest provider cannot read a null credential and fails the auth.
+        ("digest", None) => AuthOutcome::Failed,
+        ("digest", Some(auth)) => {
             let plain = String::from_utf8_lossy(auth);
             let id = digest_id(&plain);
             let mut ids = Vec::with_capacity(2);
@@ -51,7 +53,8 @@ pub fn authenticate(
             ids.push(Id::new("digest", id));
             AuthOutcome::Added(ids)
         }
-        "ip" => AuthOutcome::Added(vec![Id::new("ip", peer_ip)]),
+        // The ip provider ignores the payload: the connection's address is the identity.
+        ("ip", _) => AuthOutcome::Added(vec![Id::new("ip", peer_ip)]),
         _ => AuthOutcome::Failed,
     }
 }
@@ -80,13 +83,17 @@ mod tests {
     #[test]
     fn super_digest_grants_super() {
         let sup = digest_id("super:pw");
-        let out = authenticate("digest", b"super:pw", "127.0.0.1", Some(&sup));
+        let out = authenticate("digest", Some(b"super:pw"), "127.0.0.1", Some(&sup));
         assert_eq!(
             out,
             AuthOutcome::Added(vec![super_id(), Id::new("digest", sup)])
         );
         assert_eq!(
-            authenticate("kerberos", b"x", "127.0.0.1", None),
+            authenticate("kerberos", Some(b"x"), "127.0.0.1", None),
+            AuthOutcome::Failed
+        );
+        assert_eq!(
+            authenticate("digest", None, "127.0.0.1", None),
             AuthOutcome::Failed
         );
     }

@@ -308,7 +308,12 @@ impl Node {
                     Some(c) => (c.peer_ip.clone(), self.cfg.super_digest.clone()),
                     None => return,
                 };
-                match auth::authenticate(&a.scheme, &a.auth, &peer_ip, super_digest.as_deref()) {
+                match auth::authenticate(
+                    &a.scheme,
+                    a.auth.as_deref(),
+                    &peer_ip,
+                    super_digest.as_deref(),
+                ) {
                     AuthOutcome::Added(ids) => {
                         if let Some(c) = self.conns.get_mut(&conn) {
                             for id in ids {

@@ -218,7 +218,7 @@ fn digest_auth_shows_in_who_am_i_and_unknown_scheme_fails() {
     let auth = Request::Auth(request::AuthPacket {
         kind: 0,
         scheme: "digest".into(),
-        auth: Bytes::from_static(b"alice:secret"),
+        auth: Some(Bytes::from_static(b"alice:secret")),
     });
     let out = send(&mut n, 1, -4, auth, 1);
     assert_eq!(
@@ -254,7 +254,7 @@ fn digest_auth_shows_in_who_am_i_and_unknown_scheme_fails() {
     let bad = Request::Auth(request::AuthPacket {
         kind: 0,
         scheme: "nope".into(),
-        auth: Bytes::new(),
+        auth: Some(Bytes::new()),
     });
     let out = send(&mut n, 1, -4, bad, 3);
     assert_eq!(

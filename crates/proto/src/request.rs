@@ -207,20 +207,22 @@ impl SetWatches {
 pub struct AuthPacket {
     pub kind: i32,
     pub scheme: String,
-    pub auth: Bytes,
+    /// `None` for a null buffer (zkCli's `addauth digest` without a credential sends one;
+    /// ZooKeeper fails such a digest auth).
+    pub auth: Option<Bytes>,
 }
 
 impl Record for AuthPacket {
     fn write(&self, w: &mut Writer) {
         w.write_i32(self.kind);
         w.write_string(&self.scheme);
-        w.write_buffer(Some(&self.auth));
+        w.write_buffer(self.auth.as_deref());
     }
     fn read(r: &mut Reader) -> DecodeResult<AuthPacket> {
         Ok(AuthPacket {
             kind: r.read_i32("AuthPacket.type")?,
             scheme: r.read_string("AuthPacket.scheme")?,
-            auth: r.read_buffer("AuthPacket.auth")?.unwrap_or_default(),
+            auth: r.read_buffer("AuthPacket.auth")?,
         })
     }
 }
