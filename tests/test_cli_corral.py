@@ -10,10 +10,8 @@ fed to `corral cli`; both transcripts are split by zkcli.parse. Scripts name the
 under BASE, which each run replaces by a fresh path of the same length (and the normaliser
 turns back into BASE), so a run never sees what the other left behind.
 
-Known, deliberate differences (not exercised here): the version string, `addauth scheme`
-without credentials (zkCli sends a null buffer the server rejects), a refused connection
-(zkCli fails at once, corral after the connect timeout), and the JVM's stack trace lines
-after an uncaught exception (corral prints only the first line).
+Known, deliberate differences (not exercised here): the version string, and the JVM's stack
+trace lines after an uncaught exception (corral prints only the first line).
 """
 
 from __future__ import annotations
