@@ -173,6 +173,10 @@ pub struct Args {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// PID of the server (when it runs on this machine): reports its CPU time per op.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -234,6 +238,7 @@ pub struct Settings {
     pub watchers: usize,
     pub json: Option<PathBuf>,
     pub seed: Option<u64>,
+    pub server_pid: Option<u32>,
     pub progress: bool,
     pub compare: Option<Compare>,
 }
@@ -374,6 +379,7 @@ impl Settings {
             watchers: a.watchers,
             json: a.json,
             seed: a.seed,
+            server_pid: a.server_pid,
             progress: !a.quiet,
             compare,
         })

@@ -371,6 +371,8 @@ pub struct Ratio {
     pub p50: Option<Spread>,
     pub p99: Option<Spread>,
     pub p999: Option<Spread>,
+    /// Server CPU time per op, A/B (lower is better for A).
+    pub cpu_per_op: Option<Spread>,
 }
 
 fn find<'a>(rows: &'a [Row], name: &str) -> Option<&'a Row> {
@@ -427,6 +429,7 @@ impl CompareReport {
                 p50: ratio(&|r| r.latency_us(0.5) as f64),
                 p99: ratio(&|r| r.latency_us(0.99) as f64),
                 p999: ratio(&|r| r.latency_us(0.999) as f64),
+                cpu_per_op: ratio(&|r| r.server_cpu_us_per_op().unwrap_or(f64::NAN)),
             });
         }
         out
@@ -437,23 +440,25 @@ impl CompareReport {
         let (la, lb) = (&self.a.label, &self.b.label);
         let mut out = format!(
             "\n== {la} (A) vs {lb} (B): ratios are A/B, geometric mean over {} round(s) \
-             [min..max]\n   throughput A/B > 1: A is faster; latency A/B < 1: A is faster\n",
+             [min..max]\n   throughput A/B > 1: A is faster; latency or server CPU per op \
+             A/B < 1: A is better\n",
             self.rounds.len()
         );
         out.push_str(&format!(
-            "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20}\n",
-            "workload", "A ops/s", "B ops/s", "ops/s A/B", "p50 A/B", "p99 A/B"
+            "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20} {:>20}\n",
+            "workload", "A ops/s", "B ops/s", "ops/s A/B", "p50 A/B", "p99 A/B", "CPU/op A/B"
         ));
         let text = |s: Option<Spread>| s.map(Spread::text).unwrap_or_else(|| "n/a".into());
         for r in self.ratios() {
             out.push_str(&format!(
-                "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20}\n",
+                "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20} {:>20}\n",
                 r.workload,
                 group(r.a_ops_per_sec.round() as u64),
                 group(r.b_ops_per_sec.round() as u64),
                 text(r.throughput),
                 text(r.p50),
                 text(r.p99),
+                text(r.cpu_per_op),
             ));
         }
         out.push_str(&format!(
@@ -533,6 +538,7 @@ impl CompareReport {
                                 ("p50", spread(r.p50)),
                                 ("p99", spread(r.p99)),
                                 ("p999", spread(r.p999)),
+                                ("server_cpu_per_op", spread(r.cpu_per_op)),
                             ])
                         })
                         .collect(),
@@ -576,6 +582,7 @@ pub fn run_compare(
                 stop,
             ))
             .map_err(|e| format!("{}: {e}", a.label))?;
+        sa.server_pid = a.pid();
         let mut sb = rt
             .block_on(Suite::setup(
                 &b.connect_string(),
@@ -584,6 +591,7 @@ pub fn run_compare(
                 stop,
             ))
             .map_err(|e| format!("{}: {e}", b.label))?;
+        sb.server_pid = b.pid();
         let (mut rows_a, mut rows_b) = (Vec::new(), Vec::new());
         for &w in &s.workloads {
             for (srv, suite, rows) in [
@@ -685,6 +693,7 @@ mod tests {
             hist,
             first_error: None,
             events_per_op: 1,
+            server_cpu_s: None,
         }
     }
 

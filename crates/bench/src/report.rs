@@ -43,6 +43,9 @@ pub struct Row {
     pub first_error: Option<String>,
     /// Watch notifications per op (watch-fanout), else 1.
     pub events_per_op: u64,
+    /// CPU time (user + system) the server process used during the measured window, when
+    /// its PID is known (`--compare`, `--server-pid`).
+    pub server_cpu_s: Option<f64>,
 }
 
 impl Row {
@@ -52,6 +55,12 @@ impl Row {
         } else {
             0.0
         }
+    }
+
+    /// Server CPU microseconds per op (needs the server's PID).
+    pub fn server_cpu_us_per_op(&self) -> Option<f64> {
+        let cpu = self.server_cpu_s?;
+        (self.ops > 0).then(|| cpu * 1e6 / self.ops as f64)
     }
 
     /// Latency at quantile `q`, microseconds.
@@ -83,6 +92,18 @@ impl Row {
                     ("p999", Json::UInt(h.value_at_quantile(0.999))),
                     ("max", Json::UInt(h.max())),
                 ]),
+            ),
+            (
+                "server_cpu_s",
+                self.server_cpu_s
+                    .map(|c| Json::Num(round2(c)))
+                    .unwrap_or(Json::Null),
+            ),
+            (
+                "server_cpu_us_per_op",
+                self.server_cpu_us_per_op()
+                    .map(|c| Json::Num(round2(c)))
+                    .unwrap_or(Json::Null),
             ),
             (
                 "first_error",
@@ -131,15 +152,28 @@ pub fn group(n: u64) -> String {
     out
 }
 
-/// The stdout table of rows.
+/// The stdout table of rows. The last column is the server's CPU time per op, when known.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<14} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
-        "workload", "unit", "ops", "ops/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "errors"
+        "{:<14} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11}\n",
+        "workload",
+        "unit",
+        "ops",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "errors",
+        "srv CPU µs"
     );
     for r in rows {
+        let cpu = r
+            .server_cpu_us_per_op()
+            .map(|c| format!("{c:.1}"))
+            .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "{:<14} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+            "{:<14} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11}\n",
             r.name,
             r.unit.name(),
             group(r.ops),
@@ -149,6 +183,7 @@ pub fn table(rows: &[Row]) -> String {
             group(r.latency_us(0.999)),
             group(r.hist.max()),
             group(r.errors),
+            cpu,
         ));
         if r.events_per_op > 1 {
             out.push_str(&format!(
@@ -192,13 +227,17 @@ mod tests {
             hist,
             first_error: Some("connection loss".into()),
             events_per_op: 1,
+            server_cpu_s: Some(0.002),
         };
         assert_eq!(r.ops_per_sec(), 2.0);
+        assert_eq!(r.server_cpu_us_per_op(), Some(500.0));
         let t = table(std::slice::from_ref(&r));
         assert!(t.lines().nth(1).unwrap().starts_with("read "), "{t}");
         assert!(t.contains("first error: connection loss"));
         let j = r.to_json().to_pretty();
         assert!(j.contains("\"ops_per_sec\": 2"), "{j}");
         assert!(j.contains("\"p50\": 200"), "{j}");
+        assert!(j.contains("\"server_cpu_us_per_op\": 500"), "{j}");
+        assert!(t.lines().nth(1).unwrap().ends_with(" 500.0"), "{t}");
     }
 }

@@ -141,6 +141,52 @@ impl Window {
     }
 }
 
+/// Linux's USER_HZ: the unit of utime/stime in `/proc/PID/stat` (100 on every mainstream
+/// architecture).
+const USER_HZ: f64 = 100.0;
+
+/// User + system CPU seconds a process has used so far.
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_s(&stat)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line, in seconds. The command name (in
+/// parentheses) may contain spaces, so fields are counted after its closing parenthesis:
+/// state is field 3, utime 14, stime 15.
+fn parse_cpu_s(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
+/// The server's CPU seconds over the measured window (a task; `None` without a PID).
+fn spawn_cpu_probe(pid: Option<u32>, win: Window) -> Option<tokio::task::JoinHandle<Option<f64>>> {
+    let pid = pid?;
+    Some(tokio::spawn(async move {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(win.measure_start)).await;
+        let before = process_cpu_s(pid)?;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(win.end)).await;
+        let after = process_cpu_s(pid)?;
+        Some(after - before)
+    }))
+}
+
+/// The probe's result; `None` if the load was interrupted before the window ended.
+async fn finish_cpu_probe(
+    probe: Option<tokio::task::JoinHandle<Option<f64>>>,
+    stop: &AtomicBool,
+) -> Option<f64> {
+    let probe = probe?;
+    if stop.load(Ordering::Relaxed) {
+        probe.abort();
+        return None;
+    }
+    probe.await.ok().flatten()
+}
+
 /// Runs `f(client, item)` for every item with up to [`SETUP_PARALLEL`] requests in flight,
 /// spread over `clients`; returns the results in no particular order, or the first error.
 async fn pipelined<T, R, F, Fut>(clients: &[Client], items: Vec<T>, f: F) -> Result<Vec<R>, Error>
@@ -504,10 +550,12 @@ fn make_row(name: &str, unit: Unit, s: &Settings, outs: &[WorkerOut], tag: usize
         hist,
         first_error,
         events_per_op: 1,
+        server_cpu_s: None,
     }
 }
 
 /// Runs one closed-loop workload with the suite's sessions.
+#[allow(clippy::too_many_arguments)]
 async fn closed_loop(
     w: Workload,
     s: &Settings,
@@ -515,6 +563,7 @@ async fn closed_loop(
     clients: &[Client],
     sh: &Arc<Shared>,
     rng: &mut Rng,
+    server_pid: Option<u32>,
     stop: &Arc<AtomicBool>,
 ) -> Vec<Row> {
     // Which sessions, and how many workers on each.
@@ -537,6 +586,7 @@ async fn closed_loop(
         win,
         counters.clone(),
     );
+    let probe = spawn_cpu_probe(server_pid, win);
     let mut set = tokio::task::JoinSet::new();
     let mut id = 0;
     for c in sessions {
@@ -572,14 +622,23 @@ async fn closed_loop(
             }),
         }
     }
-    match w {
+    let cpu = finish_cpu_probe(probe, stop).await;
+    let mut rows = match w {
         Workload::Serial => vec![
             make_row("serial-read", Unit::Request, s, &outs, 0),
             make_row("serial-write", Unit::Request, s, &outs, 1),
         ],
         Workload::Lock | Workload::Session => vec![make_row(w.name(), Unit::Cycle, s, &outs, 0)],
         _ => vec![make_row(w.name(), Unit::Request, s, &outs, 0)],
+    };
+    // The server's CPU is shared among the rows of one loop (serial) by their op counts.
+    let total_ops: u64 = rows.iter().map(|r| r.ops).sum();
+    if let Some(cpu) = cpu {
+        for r in &mut rows {
+            r.server_cpu_s = (total_ops > 0).then(|| cpu * r.ops as f64 / total_ops as f64);
+        }
     }
+    rows
 }
 
 /// watch-fanout: `--watchers` sessions hold a data watch on one node; each round sets the
@@ -589,6 +648,7 @@ async fn watch_fanout(
     label: &str,
     writer: &Client,
     sh: &Arc<Shared>,
+    server_pid: Option<u32>,
     stop: &Arc<AtomicBool>,
 ) -> Result<Row, String> {
     let n = s.watchers;
@@ -627,6 +687,7 @@ async fn watch_fanout(
     drop((armed_tx, fired_tx));
     let counters = Arc::new(Counters::default());
     let win = Window::new(s);
+    let probe = spawn_cpu_probe(server_pid, win);
     let _ticker = Ticker::start(
         s.progress,
         format!("{label}watch-fanout"),
@@ -674,6 +735,7 @@ async fn watch_fanout(
     }
     .await;
     let _ = quit_tx.send(true);
+    let cpu = finish_cpu_probe(probe, stop).await;
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     close_all(watchers).await;
@@ -690,6 +752,7 @@ async fn watch_fanout(
         hist,
         first_error,
         events_per_op: n as u64,
+        server_cpu_s: cpu,
     })
 }
 
@@ -698,6 +761,8 @@ async fn watch_fanout(
 /// (which removes the namespace; call it also after a failure).
 pub struct Suite {
     label: String,
+    /// The server's PID, for its CPU time per op (when it runs on this machine).
+    pub server_pid: Option<u32>,
     admin: Client,
     clients: Vec<Client>,
     sh: Arc<Shared>,
@@ -797,6 +862,7 @@ impl Suite {
         }
         Ok(Suite {
             label: label.to_owned(),
+            server_pid: s.server_pid,
             admin: admin.clone(),
             clients,
             sh: Arc::new(Shared {
@@ -818,10 +884,12 @@ impl Suite {
         stop: &Arc<AtomicBool>,
     ) -> Result<Vec<Row>, String> {
         match w {
-            Workload::WatchFanout => watch_fanout(s, &self.label, &self.admin, &self.sh, stop)
-                .await
-                .map(|r| vec![r])
-                .map_err(|e| format!("watch-fanout: {e}")),
+            Workload::WatchFanout => {
+                watch_fanout(s, &self.label, &self.admin, &self.sh, self.server_pid, stop)
+                    .await
+                    .map(|r| vec![r])
+                    .map_err(|e| format!("watch-fanout: {e}"))
+            }
             _ => Ok(closed_loop(
                 w,
                 s,
@@ -829,6 +897,7 @@ impl Suite {
                 &self.clients,
                 &self.sh,
                 &mut self.rng,
+                self.server_pid,
                 stop,
             )
             .await),
@@ -893,6 +962,14 @@ mod tests {
             seen[x] += 1;
         }
         assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+
+    #[test]
+    fn proc_stat_cpu_is_parsed() {
+        let line = "1234 (java (x) y) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0 100";
+        assert_eq!(parse_cpu_s(line), Some(3.0));
+        assert_eq!(parse_cpu_s("garbage"), None);
+        assert!(process_cpu_s(std::process::id()).is_some());
     }
 
     #[test]

@@ -209,6 +209,10 @@ fn compare_starts_two_servers_and_stops_them() {
         assert_eq!(names, ["read", "write"]);
         assert!(side.rows.iter().all(|r| r.ops > 0 && r.errors == 0));
         assert!(
+            side.rows.iter().all(|r| r.server_cpu_s.is_some()),
+            "server CPU not measured"
+        );
+        assert!(
             side.rss_kib.unwrap_or(0) > 0,
             "no VmRSS for {}",
             rep.a.label
