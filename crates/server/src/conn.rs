@@ -27,11 +27,19 @@ use tokio::sync::{mpsc, oneshot, Notify};
 /// (`zookeeper.nio.sessionlessCnxnTimeout`).
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-/// Bytes read from the socket per read call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Initial receive buffer per connection. Small on purpose: most connections are idle or
+/// carry small requests, and large per-connection buffers that come and go fragment the
+/// allocator's heap (resident memory grew with connection churn when this was 64 KiB).
+const READ_BUFFER_INITIAL_BYTES: usize = 4 * 1024;
+
+/// How much the receive buffer grows by when a frame needs more room.
+const READ_GROW_BYTES: usize = 16 * 1024;
 
 /// Bytes the writer gathers from its queue before one write call.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// A writer's batch buffer larger than this after a burst is given back.
+const WRITE_BUFFER_KEEP_BYTES: usize = 16 * 1024;
 
 pub struct ConnContext {
     pub core: mpsc::Sender<CoreMsg>,
@@ -74,7 +82,7 @@ async fn run(
     cstats: Arc<ConnStats>,
 ) -> bool {
     let (mut rd, wr) = stream.into_split();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
 
     // Phase 1: four-letter word or ConnectRequest, within the handshake timeout.
     let first = tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), async {
@@ -207,8 +215,8 @@ async fn read_frame(
             }
             FrameCheck::Incomplete => {}
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_CHUNK_BYTES);
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_GROW_BYTES);
         }
         let read = rd.read_buf(buf);
         let n = match deadline {
@@ -228,7 +236,7 @@ async fn write_loop(
     stats: Arc<ServerStats>,
     closed: Arc<Notify>,
 ) {
-    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH_BYTES);
+    let mut batch: Vec<u8> = Vec::new();
     let mut closing = false;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
@@ -257,6 +265,9 @@ async fn write_loop(
                 break;
             }
             batch.clear();
+            if batch.capacity() > WRITE_BUFFER_KEEP_BYTES {
+                batch.shrink_to(WRITE_BUFFER_KEEP_BYTES);
+            }
         }
         if closing {
             break;
