@@ -311,6 +311,7 @@ pub fn spawn_snapshot(
         .spawn({
             let events = events.clone();
             move || {
+                lower_this_thread_priority();
                 let result = write_snapshot_now(fs.as_ref(), &dirs, &view, zxid);
                 let _ = events.send(LogEvent::SnapshotDone { zxid, result });
             }
@@ -332,5 +333,26 @@ pub fn purge_now(fs: &dyn FileSystem, dirs: &DataDirs, retain: usize) {
             "autopurge done"
         ),
         Err(e) => tracing::warn!("autopurge failed: {e}"),
+    }
+}
+
+/// Niceness of the snapshot thread: below the core task and the log thread, so that on a
+/// busy machine a snapshot takes longer rather than delaying acknowledgements.
+const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
+
+/// Lowers the CPU priority of the calling thread (Linux schedules threads individually,
+/// so this leaves the rest of the process alone). Best effort: failure is only logged.
+fn lower_this_thread_priority() {
+    // SAFETY: gettid and setpriority take no pointers; PRIO_PROCESS with a thread id
+    // applies to that thread only.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SNAPSHOT_THREAD_NICE)
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "could not lower the snapshot thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }

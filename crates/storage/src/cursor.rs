@@ -181,9 +181,16 @@ pub struct CheckedWriter<'a> {
     path: &'a Path,
     /// Bytes handed to the file so far.
     written: u64,
+    /// `written` at the last intermediate data sync.
+    synced: u64,
     buf: Vec<u8>,
     adler: adler2::Adler32,
 }
+
+/// A snapshot being written is synced every this many bytes, so its dirty pages never pile
+/// up into one large flush at the end: that flush would stall the txn log's fsyncs on the
+/// same disk, and with them every write's acknowledgement.
+pub const SNAPSHOT_SYNC_EVERY_BYTES: u64 = 4 * 1024 * 1024;
 
 impl<'a> CheckedWriter<'a> {
     pub fn new(file: &'a mut dyn WriteFile, path: &'a Path) -> CheckedWriter<'a> {
@@ -191,6 +198,7 @@ impl<'a> CheckedWriter<'a> {
             file,
             path,
             written: 0,
+            synced: 0,
             buf: Vec::with_capacity(WRITE_CHUNK_BYTES),
             adler: adler2::Adler32::new(),
         }
@@ -224,6 +232,12 @@ impl<'a> CheckedWriter<'a> {
             .map_err(|e| StorageError::io("write", self.path, e))?;
         self.written += self.buf.len() as u64;
         self.buf.clear();
+        if self.written - self.synced >= SNAPSHOT_SYNC_EVERY_BYTES {
+            self.file
+                .sync_data()
+                .map_err(|e| StorageError::io("fdatasync", self.path, e))?;
+            self.synced = self.written;
+        }
         Ok(())
     }
 }
