@@ -292,8 +292,9 @@ impl Core {
     /// Carries out the node's outputs: appends go to the log thread; frames and closes go
     /// out at once unless they depend on a txn that is not on disk yet.
     fn flush_outputs(&mut self) {
-        let outputs: Vec<Output> = self.outputs.drain(..).collect();
-        for o in outputs {
+        // Taken out and put back, so the buffer's capacity is reused on every request.
+        let mut outputs = std::mem::take(&mut self.outputs);
+        for o in outputs.drain(..) {
             match o {
                 Output::Append(entry) => {
                     self.appended_zxid = entry.header.zxid;
@@ -310,6 +311,7 @@ impl Core {
                 }
             }
         }
+        self.outputs = outputs;
     }
 
     fn execute(&mut self, o: Output) {
