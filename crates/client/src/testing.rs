@@ -5,7 +5,8 @@
 //! `$CORRAL_BIN`) on 127.0.0.1 with a free port and a fresh data directory, waits until it
 //! serves (`ruok`, then a mode in `srvr`), and kills it by PID when dropped (also on panic);
 //! [`Proxy`] — forwards TCP to a server and can drop every connection, stop forwarding (a
-//! network partition that keeps sockets open) or refuse new connections.
+//! network partition that keeps sockets open) or refuse new connections; [`TestEnsemble`] —
+//! a 3.8 ensemble (`QuorumPeerMain`, ZooKeeper only) whose members can be killed one by one.
 //!
 //! Invariants: a missing binary is a panic with the install hint, never a skipped test; every
 //! wait here is bounded in time; only the processes started here are ever killed.
@@ -43,6 +44,74 @@ impl Target {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// Sends a four-letter word to `addr` and returns the answer (None if unreachable).
+pub fn four_letter_at(addr: SocketAddr, cmd: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(cmd.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// `java ... <main_class> <cfg>` for Apache ZooKeeper, logging to `<dir>/zookeeper.log`.
+/// Panics with the install hint when ZooKeeper or java is missing.
+fn zookeeper_command(dir: &Path, main_class: &str, cfg: &Path) -> Command {
+    let classpath = match std::env::var("ZOOKEEPER_CLASSPATH") {
+        Ok(cp) => cp,
+        Err(_) if Path::new("/usr/share/java/zookeeper.jar").exists() => {
+            // zookeeper.jar's manifest lists its dependencies; slf4j-simple is
+            // the one logging binding, told below to write to a file.
+            "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".into()
+        }
+        Err(_) if Path::new("/usr/share/zookeeper/lib").exists() => {
+            "/usr/share/zookeeper/lib/*:/usr/share/zookeeper/*".into()
+        }
+        Err(_) => panic!(
+            "Apache ZooKeeper not found (no /usr/share/java/zookeeper.jar): install \
+             it with `apt-get install -y zookeeper`, or set ZOOKEEPER_CLASSPATH, or \
+             run against corral with CORRAL_TEST_TARGET=corral"
+        ),
+    };
+    if Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!("`java` not found: install a JRE (`apt-get install -y zookeeper` pulls one in)");
+    }
+    let mut c = Command::new("java");
+    c.arg("-cp")
+        .arg(classpath)
+        .arg("-Xmx256m")
+        .arg("-XX:+UseSerialGC")
+        .arg("-XX:TieredStopAtLevel=1")
+        .arg(format!(
+            "-Dorg.slf4j.simpleLogger.logFile={}",
+            dir.join("zookeeper.log").display()
+        ))
+        .arg("-Dzookeeper.admin.enableServer=false")
+        .arg("-Dzookeeper.4lw.commands.whitelist=*")
+        .arg(main_class)
+        .arg(cfg);
+    c
+}
+
+/// The last `n` lines of each log file of a server directory, for failure messages.
+fn log_tail_of(dir: &Path, n: usize) -> String {
+    let mut out = String::new();
+    for f in ["stdout.log", "zookeeper.log"] {
+        if let Ok(s) = std::fs::read_to_string(dir.join(f)) {
+            let lines: Vec<&str> = s.lines().collect();
+            let from = lines.len().saturating_sub(n);
+            out.push_str(&format!("--- {f}\n{}\n", lines[from..].join("\n")));
+        }
+    }
+    out
 }
 
 static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -160,47 +229,11 @@ impl TestServer {
 
     fn command(&self, cfg: &Path) -> Command {
         match self.target {
-            Target::Zookeeper => {
-                let classpath = match std::env::var("ZOOKEEPER_CLASSPATH") {
-                    Ok(cp) => cp,
-                    Err(_) if Path::new("/usr/share/java/zookeeper.jar").exists() => {
-                        // zookeeper.jar's manifest lists its dependencies; slf4j-simple is
-                        // the one logging binding, told below to write to a file.
-                        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".into()
-                    }
-                    Err(_) if Path::new("/usr/share/zookeeper/lib").exists() => {
-                        "/usr/share/zookeeper/lib/*:/usr/share/zookeeper/*".into()
-                    }
-                    Err(_) => panic!(
-                        "Apache ZooKeeper not found (no /usr/share/java/zookeeper.jar): install \
-                         it with `apt-get install -y zookeeper`, or set ZOOKEEPER_CLASSPATH, or \
-                         run against corral with CORRAL_TEST_TARGET=corral"
-                    ),
-                };
-                if Command::new("java")
-                    .arg("-version")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_err()
-                {
-                    panic!("`java` not found: install a JRE (`apt-get install -y zookeeper` pulls one in)");
-                }
-                let mut c = Command::new("java");
-                c.arg("-cp")
-                    .arg(classpath)
-                    .arg("-Xmx256m")
-                    .arg("-XX:+UseSerialGC")
-                    .arg("-XX:TieredStopAtLevel=1")
-                    .arg(format!(
-                        "-Dorg.slf4j.simpleLogger.logFile={}",
-                        self.dir.path().join("zookeeper.log").display()
-                    ))
-                    .arg("-Dzookeeper.admin.enableServer=false")
-                    .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-                    .arg(cfg);
-                c
-            }
+            Target::Zookeeper => zookeeper_command(
+                self.dir.path(),
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                cfg,
+            ),
             Target::Corral => {
                 let bin = std::env::var_os("CORRAL_BIN")
                     .map(PathBuf::from)
@@ -277,25 +310,12 @@ impl TestServer {
 
     /// The last lines of the server's logs, for failure messages.
     pub fn log_tail(&self) -> String {
-        let mut out = String::new();
-        for f in ["stdout.log", "zookeeper.log"] {
-            if let Ok(s) = std::fs::read_to_string(self.dir.path().join(f)) {
-                let lines: Vec<&str> = s.lines().collect();
-                let from = lines.len().saturating_sub(40);
-                out.push_str(&format!("--- {f}\n{}\n", lines[from..].join("\n")));
-            }
-        }
-        out
+        log_tail_of(self.dir.path(), 40)
     }
 
     /// Sends a four-letter word and returns the answer (None if the server is unreachable).
     pub fn four_letter(&self, cmd: &str) -> Option<String> {
-        let mut s = TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(cmd.as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        four_letter_at(self.addr(), cmd)
     }
 
     /// Kills the process (SIGKILL) and waits for it. The data directory stays.
@@ -322,6 +342,207 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// How long an ensemble gets to elect a leader and serve on every member.
+pub const ENSEMBLE_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One member of a [`TestEnsemble`].
+#[derive(Debug)]
+struct Member {
+    client_port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+/// An Apache ZooKeeper 3.8 ensemble (`QuorumPeerMain`) on 127.0.0.1, each member with its own
+/// data directory, `myid`, client port and quorum/election ports (tickTime=200). Every member
+/// still running is killed by PID when it is dropped (also on panic). ZooKeeper only: corral
+/// has no ensemble yet.
+#[derive(Debug)]
+pub struct TestEnsemble {
+    members: Vec<Member>,
+}
+
+/// `n` distinct free ports.
+fn distinct_free_ports(n: usize) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    while ports.len() < n {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+impl TestEnsemble {
+    /// Starts `n` members and waits (at most [`ENSEMBLE_START_TIMEOUT`]) until each reports
+    /// `Mode: leader` or `Mode: follower` in `srvr`.
+    pub fn start(n: usize) -> TestEnsemble {
+        assert!(n >= 1, "an ensemble needs a member");
+        let ports = distinct_free_ports(3 * n);
+        let servers: String = (0..n)
+            .map(|i| {
+                format!(
+                    "server.{}=127.0.0.1:{}:{}\n",
+                    i + 1,
+                    ports[n + 2 * i],
+                    ports[n + 2 * i + 1]
+                )
+            })
+            .collect();
+        let mut ens = TestEnsemble {
+            members: Vec::with_capacity(n),
+        };
+        for (i, &client_port) in ports.iter().enumerate().take(n) {
+            let dir = TempDir::new("ensemble");
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("create data dir");
+            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).expect("write myid");
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+                 clientPortAddress=127.0.0.1\nmaxSessionTimeout=60000\n\
+                 4lw.commands.whitelist=*\nadmin.enableServer=false\nmaxClientCnxns=0\n{}",
+                data.display(),
+                client_port,
+                servers
+            );
+            let cfg_path = dir.path().join("zoo.cfg");
+            std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
+            let out =
+                std::fs::File::create(dir.path().join("stdout.log")).expect("create stdout.log");
+            let err = out.try_clone().expect("clone log handle");
+            let mut cmd = zookeeper_command(
+                dir.path(),
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                &cfg_path,
+            );
+            cmd.current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err));
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start ensemble member {}: {e}", i + 1));
+            ens.members.push(Member {
+                client_port,
+                dir,
+                child: Some(child),
+            });
+        }
+        let all: Vec<usize> = (0..n).collect();
+        ens.wait_serving(&all, ENSEMBLE_START_TIMEOUT);
+        ens
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port))
+    }
+
+    /// `127.0.0.1:<port>` of member `i` (0-based).
+    pub fn host(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// Every member, comma-separated.
+    pub fn connect_string(&self) -> String {
+        self.connect_string_of(&(0..self.len()).collect::<Vec<_>>())
+    }
+
+    /// The given members, comma-separated.
+    pub fn connect_string_of(&self, members: &[usize]) -> String {
+        members
+            .iter()
+            .map(|&i| self.host(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The member whose `host:port` this is.
+    pub fn index_of(&self, host: &str) -> Option<usize> {
+        (0..self.len()).find(|&i| self.host(i) == host)
+    }
+
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(|c| c.id())
+    }
+
+    pub fn dir(&self, i: usize) -> &Path {
+        self.members[i].dir.path()
+    }
+
+    pub fn four_letter(&self, i: usize, cmd: &str) -> Option<String> {
+        four_letter_at(self.addr(i), cmd)
+    }
+
+    /// `leader`, `follower`, ... from `srvr` (None while not serving).
+    pub fn mode(&self, i: usize) -> Option<String> {
+        self.four_letter(i, "srvr")?
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
+    }
+
+    /// Kills member `i` (SIGKILL) and waits for it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits until each of `members` reports leader or follower (panics after `timeout`).
+    pub fn wait_serving(&mut self, members: &[usize], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for &i in members {
+                if let Some(c) = self.members[i].child.as_mut() {
+                    if let Ok(Some(status)) = c.try_wait() {
+                        self.members[i].child = None;
+                        panic!(
+                            "ensemble member {} exited ({status}); log:\n{}",
+                            i + 1,
+                            self.log_tail(i)
+                        );
+                    }
+                }
+            }
+            if members
+                .iter()
+                .all(|&i| matches!(self.mode(i).as_deref(), Some("leader" | "follower")))
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs: String = members.iter().map(|&i| self.log_tail(i)).collect();
+                panic!(
+                    "ensemble members {members:?} not serving within {timeout:?}; logs:\n{logs}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last lines of member `i`'s logs, for failure messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        format!("=== member {}\n{}", i + 1, log_tail_of(self.dir(i), 30))
+    }
+}
+
+impl Drop for TestEnsemble {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
     }
 }
 
