@@ -171,8 +171,13 @@ impl TestServer {
 
     /// Same, with extra `zoo.cfg` lines (`key=value`).
     pub fn start_with(extra_config: &[&str]) -> TestServer {
+        TestServer::start_target(Target::from_env(), extra_config)
+    }
+
+    /// A server of the given kind, whatever `CORRAL_TEST_TARGET` says.
+    pub fn start_target(target: Target, extra_config: &[&str]) -> TestServer {
         let mut s = TestServer {
-            target: Target::from_env(),
+            target,
             port: free_port(),
             dir: TempDir::new("server"),
             child: None,
