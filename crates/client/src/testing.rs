@@ -702,3 +702,49 @@ impl Drop for Proxy {
         self.kill_connections();
     }
 }
+
+/// The shared server of one test binary: started on first use and reference-counted, so
+/// it is killed (by PID, when the last `Arc` drops) once no running test holds it.
+pub fn shared_server() -> std::sync::Arc<TestServer> {
+    use std::sync::{Arc, Mutex, Weak};
+    static SHARED: Mutex<Weak<TestServer>> = Mutex::new(Weak::new());
+    let mut g = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = g.upgrade() {
+        return s;
+    }
+    let s = Arc::new(TestServer::start());
+    *g = Arc::downgrade(&s);
+    s
+}
+
+/// Client options the integration tests use: a 6 s session, generous connect and request
+/// timeouts for a loaded 2-core machine.
+pub fn test_options() -> crate::ClientOptions {
+    crate::ClientOptions::new()
+        .session_timeout(Duration::from_secs(6))
+        .connect_timeout(Duration::from_secs(20))
+        .request_timeout(Some(Duration::from_secs(20)))
+}
+
+/// A client chrooted at `/<ns>` on `cs` (the namespace node is created first), so tests
+/// sharing one server do not collide.
+pub async fn chrooted(cs: &str, ns: &str) -> crate::Client {
+    let root = test_options().connect(cs).await.expect("connect");
+    match root
+        .create(
+            &format!("/{ns}"),
+            b"",
+            &crate::acls::open(),
+            crate::CreateMode::Persistent,
+        )
+        .await
+    {
+        Ok(_) | Err(crate::Error::NodeExists) => {}
+        Err(e) => panic!("create namespace /{ns}: {e}"),
+    }
+    root.close().await.expect("close");
+    test_options()
+        .connect(&format!("{cs}/{ns}"))
+        .await
+        .expect("connect chrooted")
+}

@@ -1,56 +1,16 @@
-//! Shared helpers for the recipe tests: one server per test binary while any test uses it
-//! (reference-counted, killed when the last user finishes) and chrooted clients so tests on
-//! the shared server do not collide.
-#![allow(dead_code)]
+//! Shared helpers for the recipe tests (the server and chroot helpers live in
+//! `corral_client::testing`).
+#![allow(dead_code, unused_imports)]
 
-use corral_client::testing::TestServer;
-use corral_client::{acls, Client, ClientOptions, CreateMode};
-use std::sync::{Arc, Mutex, Weak};
+pub use corral_client::testing::{shared_server, test_options as opts};
+use corral_client::Client;
 use std::time::Duration;
-
-static SHARED: Mutex<Weak<TestServer>> = Mutex::new(Weak::new());
-
-pub fn shared_server() -> Arc<TestServer> {
-    let mut g = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = g.upgrade() {
-        return s;
-    }
-    let s = Arc::new(TestServer::start());
-    *g = Arc::downgrade(&s);
-    s
-}
-
-pub fn opts() -> ClientOptions {
-    ClientOptions::new()
-        .session_timeout(Duration::from_secs(6))
-        .connect_timeout(Duration::from_secs(20))
-        .request_timeout(Some(Duration::from_secs(20)))
-}
 
 /// `n` clients chrooted at `/<ns>` on `cs`.
 pub async fn clients(cs: &str, ns: &str, n: usize) -> Vec<Client> {
-    let root = opts().connect(cs).await.expect("connect");
-    match root
-        .create(
-            &format!("/{ns}"),
-            b"",
-            &acls::open(),
-            CreateMode::Persistent,
-        )
-        .await
-    {
-        Ok(_) | Err(corral_client::Error::NodeExists) => {}
-        Err(e) => panic!("create namespace /{ns}: {e}"),
-    }
-    root.close().await.expect("close");
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(
-            opts()
-                .connect(&format!("{cs}/{ns}"))
-                .await
-                .expect("connect chrooted"),
-        );
+        out.push(corral_client::testing::chrooted(cs, ns).await);
     }
     out
 }
