@@ -324,9 +324,9 @@ impl Node {
                                 }
                             }
                         }
-                        let auth = self.conn_auth(conn);
+                        let auth = Self::auth_of(&self.conns, conn);
                         // Later watch events are filtered by READ against the new identity.
-                        self.tree.set_watcher_auth(session_id, &auth);
+                        self.tree.set_watcher_auth(session_id, auth);
                         send_frame(out, conn, |w| {
                             ReplyHeader {
                                 // The reply echoes the request xid (-4 from most clients).
@@ -363,11 +363,8 @@ impl Node {
             | Request::AddWatch(_)
             | Request::CheckWatches(_)
             | Request::RemoveWatches(_) => {
-                let auth = self.conn_auth(conn);
-                let caller = Caller {
-                    session_id,
-                    auth: &auth,
-                };
+                let auth = Self::auth_of(&self.conns, conn);
+                let caller = Caller { session_id, auth };
                 let (result, notes) = self.tree.watch_op(&caller, &req, self.last_zxid);
                 self.route(notes, out);
                 // The reply echoes the request's xid: -8 from the C client, an ordinary
@@ -386,8 +383,7 @@ impl Node {
                 );
             }
             Request::WhoAmI => {
-                let infos = self
-                    .conn_auth(conn)
+                let infos = Self::auth_of(&self.conns, conn)
                     .iter()
                     .map(|id| ClientInfo {
                         auth_scheme: id.scheme.clone(),
@@ -410,11 +406,8 @@ impl Node {
             | Request::GetAllChildrenNumber { .. }
             | Request::GetEphemerals { .. }
             | Request::MultiRead(_) => {
-                let auth = self.conn_auth(conn);
-                let caller = Caller {
-                    session_id,
-                    auth: &auth,
-                };
+                let auth = Self::auth_of(&self.conns, conn);
+                let caller = Caller { session_id, auth };
                 let result = self.tree.read(&caller, &req);
                 self.reply(out, conn, xid, self.last_zxid, result);
             }
@@ -450,15 +443,10 @@ impl Node {
         now: Now,
         out: &mut Vec<Output>,
     ) -> i64 {
-        let auth = self.conn_auth(conn);
-        let txn = self.tree.prep(
-            &Caller {
-                session_id,
-                auth: &auth,
-            },
-            req,
-            now.wall_ms,
-        );
+        let auth = Self::auth_of(&self.conns, conn);
+        let txn = self
+            .tree
+            .prep(&Caller { session_id, auth }, req, now.wall_ms);
         let hdr = self.next_header(session_id, xid, now, txn.op().code());
         let zxid = hdr.zxid;
         let result = self.commit(hdr, txn, out);
@@ -529,11 +517,10 @@ impl Node {
         }
     }
 
-    fn conn_auth(&self, conn: ConnId) -> Vec<Id> {
-        self.conns
-            .get(&conn)
-            .map(|c| c.auth.clone())
-            .unwrap_or_default()
+    /// Borrows only `conns`, so callers can use the tree mutably at the same time
+    /// (no copy of the id list per request).
+    fn auth_of(conns: &HashMap<ConnId, Connection>, conn: ConnId) -> &[Id] {
+        conns.get(&conn).map_or(&[], |c| c.auth.as_slice())
     }
 
     fn reply(
@@ -596,12 +583,9 @@ impl Node {
             .take_expired(now.mono_ms, SESSIONS_EXPIRED_PER_TICK_MAX)
         {
             self.counters.sessions_expired += 1;
-            let auth = [auth::super_id()];
+            let auth: &[Id] = &[auth::super_id()];
             let txn = self.tree.prep(
-                &Caller {
-                    session_id,
-                    auth: &auth,
-                },
+                &Caller { session_id, auth },
                 &Request::CloseSession,
                 now.wall_ms,
             );
@@ -631,12 +615,12 @@ impl Node {
             .tree
             .reapable_nodes(now.wall_ms, self.cfg.container_max_never_used_ms);
         for path in due.into_iter().take(self.cfg.container_max_per_minute) {
-            let auth = [auth::super_id()];
+            let auth: &[Id] = &[auth::super_id()];
             let req = Request::DeleteContainer { path };
             let txn = self.tree.prep(
                 &Caller {
                     session_id: 0,
-                    auth: &auth,
+                    auth,
                 },
                 &req,
                 now.wall_ms,
