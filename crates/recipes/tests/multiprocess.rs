@@ -1,7 +1,7 @@
 //! Recipes across real processes.
 //!
-//! * The lock: this test binary re-runs itself as three child processes (the ignored
-//!   `child_lock_worker` entry point) that contend for one lock. Mutual exclusion is checked
+//! * The lock: three child processes (`examples/lock_worker.rs`, built by `cargo test`)
+//!   contend for one lock. Mutual exclusion is checked
 //!   through the file system: a holder creates `holder` with `create_new`, which fails if
 //!   another process holds it too.
 //! * The master–worker example (`examples/master_worker.rs`, built by `cargo test`): two
@@ -10,7 +10,6 @@
 
 use corral_client::testing::TestServer;
 use corral_client::ClientOptions;
-use corral_recipes::lock::Mutex;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,11 +33,10 @@ impl Drop for Children {
 fn lock_is_exclusive_across_processes() {
     let srv = TestServer::start();
     let dir = corral_client::testing::TempDir::new("mp-lock");
-    let exe = std::env::current_exe().expect("current exe");
+    let worker = example_binary("lock_worker");
     let mut kids = Children(Vec::new());
     for i in 0..CHILDREN {
-        let child = Command::new(&exe)
-            .args(["--exact", "child_lock_worker", "--ignored", "--nocapture"])
+        let child = Command::new(&worker)
             .env("CORRAL_MP_CONNECT", srv.connect_string())
             .env("CORRAL_MP_DIR", dir.path())
             .env("CORRAL_MP_ID", i.to_string())
@@ -83,13 +81,13 @@ fn log_file(p: &std::path::Path) -> Stdio {
 }
 
 /// The example binary cargo builds next to this test (`target/<profile>/examples/`).
-fn example_binary() -> PathBuf {
+fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps");
-    let bin = profile_dir.join("examples").join("master_worker");
+    let bin = profile_dir.join("examples").join(name);
     assert!(
         bin.exists(),
         "example binary {} not found: run the tests with `cargo test -p corral-recipes` (which \
@@ -125,7 +123,7 @@ fn wait_exit(c: &mut Child, secs: u64, what: &str, logs: &std::path::Path) {
 #[test]
 fn master_worker_example_survives_master_and_worker_death() {
     let srv = TestServer::start();
-    let bin = example_binary();
+    let bin = example_binary("master_worker");
     let dir = corral_client::testing::TempDir::new("mw");
     let cs = srv.connect_string();
     let spawn = |args: &[&str], log: &str| -> Child {
@@ -187,51 +185,4 @@ fn master_worker_example_survives_master_and_worker_death() {
             .all(|l| l.contains("done w2")),
         "{out}"
     );
-}
-
-/// Entry point of the child processes (run by `lock_is_exclusive_across_processes`).
-#[test]
-#[ignore = "child process of lock_is_exclusive_across_processes"]
-fn child_lock_worker() {
-    let cs = std::env::var("CORRAL_MP_CONNECT").expect("CORRAL_MP_CONNECT");
-    let dir = PathBuf::from(std::env::var("CORRAL_MP_DIR").expect("CORRAL_MP_DIR"));
-    let id = std::env::var("CORRAL_MP_ID").expect("CORRAL_MP_ID");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let zk = ClientOptions::new()
-            .session_timeout(Duration::from_secs(6))
-            .connect(&cs)
-            .await
-            .expect("connect");
-        for _ in 0..ROUNDS {
-            let mut m = Mutex::new(&zk, "/mp-lock").data(id.as_bytes());
-            assert!(m
-                .try_acquire(Duration::from_secs(60))
-                .await
-                .expect("acquire"));
-            let marker = dir.join("holder");
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&marker)
-            {
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = std::fs::write(dir.join("VIOLATION"), format!("{id}: {e}"));
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            let _ = std::fs::remove_file(&marker);
-            use std::io::Write as _;
-            let mut log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("log"))
-                .expect("log");
-            writeln!(log, "{id}").expect("write log");
-            drop(log);
-            m.release().await.expect("release");
-        }
-        zk.close().await.expect("close");
-    });
 }
