@@ -1,6 +1,7 @@
-//! Scale check (ignored by default; run with
-//! `cargo test --release -p corral-tree --test scale -- --ignored --nocapture`):
-//! one million znodes through prep + apply, reporting time and resident memory.
+//! Scale measurement (a benchmark, not a test):
+//! `cargo run --release -p corral-tree --example scale`. One million znodes through
+//! prep + apply, then a snapshot written and loaded back in a fresh process, reporting
+//! times and resident memory.
 
 use corral_proto::request::CreateRequest;
 use corral_proto::{Acl, Id, Request, TxnHeader};
@@ -18,8 +19,6 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-#[test]
-#[ignore]
 fn a_million_znodes() {
     const PARENTS: usize = 1000;
     const PER_PARENT: usize = 1000;
@@ -103,9 +102,6 @@ fn reset_peak_rss() {
 }
 
 /// One million znodes: build (prep + apply), write the snapshot, load it back. Run with
-/// `cargo test --release -p corral-tree --test scale -- --ignored --nocapture snapshot`.
-#[test]
-#[ignore]
 fn a_million_znodes_snapshot_round_trip() {
     use corral_storage::fs::StdFs;
     use corral_storage::snapshot::write_snapshot;
@@ -176,12 +172,6 @@ fn a_million_znodes_snapshot_round_trip() {
     // Load in a fresh process, so its memory figures are its own (this one's allocator
     // keeps the freed tree).
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "--nocapture",
-            "load_snapshot_in_child",
-        ])
         .env(SNAPSHOT_ENV, &info.path)
         .env("CORRAL_SCALE_DIGEST", digest.to_string())
         .output()
@@ -201,15 +191,11 @@ fn a_million_znodes_snapshot_round_trip() {
 const SNAPSHOT_ENV: &str = "CORRAL_SCALE_SNAPSHOT";
 
 /// The load half of the round trip, run by it in a child process.
-#[test]
-#[ignore]
-fn load_snapshot_in_child() {
+/// The child half: loads the snapshot named by `SNAPSHOT_ENV` and checks its digest.
+fn load_snapshot_in_child(path: std::ffi::OsString) {
     use corral_storage::fs::StdFs;
     use corral_storage::snapshot::read_snapshot;
     use corral_tree::snapshot::TreeBuilder;
-    let Some(path) = std::env::var_os(SNAPSHOT_ENV) else {
-        return;
-    };
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let before = rss();
     reset_peak_rss();
@@ -233,4 +219,13 @@ fn load_snapshot_in_child() {
     let start = Instant::now();
     loaded.check_invariants();
     eprintln!("check_invariants: {:?}", start.elapsed());
+}
+
+fn main() {
+    if let Some(path) = std::env::var_os(SNAPSHOT_ENV) {
+        load_snapshot_in_child(path);
+        return;
+    }
+    a_million_znodes();
+    a_million_znodes_snapshot_round_trip();
 }
