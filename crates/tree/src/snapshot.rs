@@ -208,7 +208,7 @@ impl std::error::Error for LoadError {}
 
 /// Rebuilds a [`DataTree`] from a snapshot stream (see the module docs):
 ///
-/// ```ignore
+/// ```text
 /// let mut builder = TreeBuilder::new(cfg);
 /// corral_storage::snapshot::read_snapshot(fs, path, &mut builder)?;
 /// let mut tree = builder.finish()?;
