@@ -4,7 +4,9 @@
 //! from a seed.
 
 pub mod auth;
+pub mod learner;
 pub mod node;
+pub mod replica;
 pub mod session;
 
-pub use node::{frame, ConnId, Node, NodeConfig, NodeCounters, Now, Output};
+pub use node::{frame, ConnId, Mode, Node, NodeConfig, NodeCounters, Now, Output};

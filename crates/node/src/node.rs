@@ -18,9 +18,11 @@
 //!   it; once the log is durable, the shell must hold such output until the txn is synced.
 
 use crate::auth::{self, AuthOutcome};
+use crate::learner::LearnerPipeline;
 use crate::session::{session_password, SessionTracker};
 use bytes::Bytes;
 use corral_proto::opcode::{XID_NOTIFICATION, XID_PING};
+use corral_proto::quorum::LearnerRequest;
 use corral_proto::{
     ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, OpCode, Record,
     ReplyHeader, Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader,
@@ -84,16 +86,37 @@ pub enum Output {
     Send { conn: ConnId, frame: Bytes },
     /// Close the connection once everything before this has been written.
     Close { conn: ConnId },
-    /// Append this txn to the log (durable before later output is released).
+    /// Append this txn to the log (durable before later output is released). On a leader
+    /// it is also proposed, and later output waits for its commit.
     Append(TxnEntry),
+    /// Learner: send this client request to the leader (REQUEST), with the client's ids.
+    Forward {
+        request: LearnerRequest,
+        auth: Vec<Id>,
+    },
+    /// Learner: ask the leader whether a session may reconnect here (REVALIDATE).
+    Revalidate { session_id: i64, timeout_ms: i32 },
+}
+
+/// How the pipeline handles writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Prepare, log and apply at once.
+    Standalone,
+    /// Prepare, apply and propose at once; the shell holds what follows a txn until it
+    /// commits. Expires sessions and reaps containers for the whole ensemble.
+    Leader,
+    /// Forward writes to the leader and apply what it commits; reads are served locally,
+    /// in order with the session's own pending writes.
+    Learner,
 }
 
 #[derive(Debug)]
-struct Connection {
-    session_id: i64,
+pub(crate) struct Connection {
+    pub(crate) session_id: i64,
     /// Authenticated ids; `ip:<peer>` is always present (kept last, as ZooKeeper lists it).
-    auth: Vec<Id>,
-    peer_ip: String,
+    pub(crate) auth: Vec<Id>,
+    pub(crate) peer_ip: String,
 }
 
 /// Counters the four-letter words report.
@@ -104,16 +127,20 @@ pub struct NodeCounters {
     pub txns_applied: u64,
 }
 
-/// One standalone replica.
+/// One replica's request pipeline over its data tree.
 pub struct Node {
-    cfg: NodeConfig,
-    tree: DataTree,
-    sessions: SessionTracker,
-    conns: HashMap<ConnId, Connection>,
-    session_owner: HashMap<i64, ConnId>,
-    last_zxid: i64,
+    pub(crate) cfg: NodeConfig,
+    pub(crate) tree: DataTree,
+    pub(crate) sessions: SessionTracker,
+    pub(crate) conns: HashMap<ConnId, Connection>,
+    pub(crate) session_owner: HashMap<i64, ConnId>,
+    pub(crate) last_zxid: i64,
     next_reap_ms: i64,
     counters: NodeCounters,
+    pub(crate) mode: Mode,
+    /// False while an ensemble member has no established leader: clients are refused.
+    serving: bool,
+    pub(crate) learner: LearnerPipeline,
 }
 
 impl Node {
@@ -134,7 +161,60 @@ impl Node {
             last_zxid,
             next_reap_ms,
             counters: NodeCounters::default(),
+            mode: Mode::Standalone,
+            serving: true,
+            learner: LearnerPipeline::default(),
         }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// Starts serving in `mode` with `last_zxid` as the zxid clients see (a new leader's is
+    /// `newEpoch << 32`). The session tracker restarts from the tree's sessions with their
+    /// full timeouts, so no session expires because leadership moved.
+    pub fn start_serving(&mut self, mode: Mode, last_zxid: i64, now: Now) {
+        self.mode = mode;
+        self.serving = true;
+        self.last_zxid = last_zxid;
+        let mut sessions = SessionTracker::new(self.cfg.tick_ms, self.cfg.server_id, now.mono_ms);
+        for (id, timeout) in self.tree.sessions() {
+            sessions.add(id, timeout, now.mono_ms);
+        }
+        self.sessions = sessions;
+        self.learner = LearnerPipeline::default();
+        self.next_reap_ms = now.mono_ms + self.cfg.container_check_interval_ms;
+    }
+
+    /// Stops serving (no quorum): every client connection is closed; sessions stay in the
+    /// tree, and their clients reconnect elsewhere.
+    pub fn stop_serving(&mut self, out: &mut Vec<Output>) {
+        self.serving = false;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.drop_connection(conn);
+            out.push(Output::Close { conn });
+        }
+        for pc in self.learner.take_half_open() {
+            out.push(Output::Close { conn: pc });
+        }
+        self.learner = LearnerPipeline::default();
+    }
+
+    /// Replaces the tree (a snapshot from the leader, or a reload after truncation).
+    pub fn reset_tree(&mut self, tree: DataTree, last_zxid: i64) {
+        self.tree = tree;
+        self.last_zxid = last_zxid;
+    }
+
+    /// Sets the zxid clients see (a new leader starts at `newEpoch << 32`).
+    pub fn set_last_zxid(&mut self, zxid: i64) {
+        self.last_zxid = zxid;
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -180,12 +260,17 @@ impl Node {
         now: Now,
         out: &mut Vec<Output>,
     ) {
-        if req.last_zxid_seen > self.last_zxid {
-            // The client has seen a newer state than ours: it must try another server.
+        if !self.serving || req.last_zxid_seen > self.last_zxid {
+            // Not serving, or the client has seen a newer state than ours: it must try
+            // another server.
             out.push(Output::Close { conn });
             return;
         }
         let timeout_ms = self.negotiate_timeout(req.timeout_ms);
+        if self.mode == Mode::Learner {
+            self.learner_connect(conn, peer_ip, req, timeout_ms, out);
+            return;
+        }
         let session_id = if req.session_id == 0 {
             let id = self.sessions.next_id();
             let hdr = TxnHeader {
@@ -254,6 +339,10 @@ impl Node {
             out.push(Output::Close { conn });
             return;
         };
+        if self.mode == Mode::Learner {
+            self.learner_request(conn, session_id, xid, op, decoded, now, out);
+            return;
+        }
         if !self.sessions.touch(session_id, now.mono_ms) {
             // The session expired or is closing while this connection was still open.
             self.reply_err(out, conn, xid, ErrorCode::SessionExpired);
@@ -292,6 +381,20 @@ impl Node {
                 return;
             }
         };
+        self.handle(conn, session_id, xid, req, now, out);
+    }
+
+    /// Handles one decoded request of an established connection (every mode; a learner
+    /// calls it when the session's earlier writes are done).
+    pub(crate) fn handle(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        req: Request,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
         match req {
             Request::Ping => {
                 send_frame(out, conn, |w| {
@@ -454,7 +557,7 @@ impl Node {
         zxid
     }
 
-    fn next_header(&self, session_id: i64, cxid: i32, now: Now, op: i32) -> TxnHeader {
+    pub(crate) fn next_header(&self, session_id: i64, cxid: i32, now: Now, op: i32) -> TxnHeader {
         TxnHeader {
             session_id,
             cxid,
@@ -465,7 +568,7 @@ impl Node {
     }
 
     /// Assigns the zxid, logs and applies one txn, and routes its notifications.
-    fn commit(
+    pub(crate) fn commit(
         &mut self,
         mut hdr: TxnHeader,
         txn: Txn,
@@ -494,7 +597,7 @@ impl Node {
         applied.result
     }
 
-    fn route(&self, notes: Vec<WatchNotification>, out: &mut Vec<Output>) {
+    pub(crate) fn route(&self, notes: Vec<WatchNotification>, out: &mut Vec<Output>) {
         for n in notes {
             let Some(&conn) = self.session_owner.get(&n.session_id) else {
                 continue;
@@ -519,11 +622,11 @@ impl Node {
 
     /// Borrows only `conns`, so callers can use the tree mutably at the same time
     /// (no copy of the id list per request).
-    fn auth_of(conns: &HashMap<ConnId, Connection>, conn: ConnId) -> &[Id] {
+    pub(crate) fn auth_of(conns: &HashMap<ConnId, Connection>, conn: ConnId) -> &[Id] {
         conns.get(&conn).map_or(&[], |c| c.auth.as_slice())
     }
 
-    fn reply(
+    pub(crate) fn reply(
         &self,
         out: &mut Vec<Output>,
         conn: ConnId,
@@ -540,11 +643,11 @@ impl Node {
         }
     }
 
-    fn reply_err(&self, out: &mut Vec<Output>, conn: ConnId, xid: i32, code: ErrorCode) {
+    pub(crate) fn reply_err(&self, out: &mut Vec<Output>, conn: ConnId, xid: i32, code: ErrorCode) {
         self.reply_err_zxid(out, conn, xid, self.last_zxid, code);
     }
 
-    fn reply_err_zxid(
+    pub(crate) fn reply_err_zxid(
         &self,
         out: &mut Vec<Output>,
         conn: ConnId,
@@ -564,10 +667,11 @@ impl Node {
 
     /// The shell reports a closed connection (by the peer, by an error, or after a Close).
     pub fn disconnected(&mut self, conn: ConnId) {
+        self.learner.forget_conn(conn);
         self.drop_connection(conn);
     }
 
-    fn drop_connection(&mut self, conn: ConnId) {
+    pub(crate) fn drop_connection(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             if self.session_owner.get(&c.session_id) == Some(&conn) {
                 self.session_owner.remove(&c.session_id);
@@ -578,6 +682,10 @@ impl Node {
 
     /// Expires sessions whose time has come and reaps containers and TTL nodes when due.
     pub fn tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        if !self.serving || self.mode == Mode::Learner {
+            // Only the leader (or a standalone server) expires sessions and reaps nodes.
+            return;
+        }
         for session_id in self
             .sessions
             .take_expired(now.mono_ms, SESSIONS_EXPIRED_PER_TICK_MAX)
@@ -664,7 +772,7 @@ impl Node {
 /// The zxid ZooKeeper 3.8 puts in a notification's ReplyHeader.
 pub const NOTIFICATION_ZXID: i64 = -1;
 
-fn send_frame(out: &mut Vec<Output>, conn: ConnId, body: impl FnOnce(&mut Writer)) {
+pub(crate) fn send_frame(out: &mut Vec<Output>, conn: ConnId, body: impl FnOnce(&mut Writer)) {
     out.push(Output::Send {
         conn,
         frame: frame(body),
