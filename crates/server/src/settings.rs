@@ -2,11 +2,99 @@
 //!
 //! Kept separate from `Config` so that the shell depends on a small, flat struct with units
 //! in every name, and so that tests can build one directly.
+//!
+//! Host names (client address, every `server.N` line) are resolved here, once, at the edge:
+//! the rest of the server only sees [`SocketAddr`]s. A name that does not resolve refuses the
+//! config with a message naming the key.
 
-use crate::config::{Config, FourLetterWordWhitelist};
+use crate::config::{Config, FourLetterWordWhitelist, HostPort, LearnerType};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+
+/// One member of the ensemble, from its `server.N` line, addresses resolved. With
+/// `multiAddress.enabled` a line may list several addresses; only the first is used here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumMember {
+    /// The `N` of `server.N` (what that server's `myid` holds).
+    pub sid: i64,
+    /// Where its leader listens for learners (the "2888" port).
+    pub quorum_addr: SocketAddr,
+    /// Where it listens for election connections (the "3888" port).
+    pub election_addr: SocketAddr,
+    /// `:observer` on its line: it follows but never votes.
+    pub observer: bool,
+    /// The `;[host:]port` client part of its line, when given.
+    pub client_addr: Option<SocketAddr>,
+}
+
+/// The ensemble this server belongs to. Present exactly when ZooKeeper would run the quorum
+/// code: more than one participant, or `standaloneEnabled=false`.
+///
+/// Invariants: `members` is sorted by sid, sids are unique, `my_sid` is one of them, and at
+/// least one member is a voter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSettings {
+    /// This server's id, from `dataDir/myid`.
+    pub my_sid: i64,
+    /// Every `server.N` line, voters and observers, sorted by sid, this server included.
+    pub members: Vec<QuorumMember>,
+    /// `initLimit`: ticks a learner has to connect to the leader and sync.
+    pub init_limit_ticks: u32,
+    /// `syncLimit`: ticks a learner may stay silent or behind before it is dropped.
+    pub sync_limit_ticks: u32,
+    /// `cnxTimeout`: connect timeout of election connections.
+    pub cnx_timeout_ms: u32,
+    /// The text ZooKeeper puts in election notifications and NEWLEADER:
+    /// `QuorumMaj.toString()`, i.e. one `server.N=host:quorumPort:electionPort:participant`
+    /// (or `:observer`, plus `;clientHost:clientPort` when the line had a client part) line
+    /// per member joined by `\n`, then `version=<hex>`, no trailing newline. Byte-identical
+    /// to what a 3.8 server with the same config sends (see the test against the capture).
+    pub config_text: String,
+}
+
+impl QuorumSettings {
+    /// This server's own member entry.
+    pub fn me(&self) -> &QuorumMember {
+        self.member(self.my_sid)
+            .expect("QuorumSettings invariant: my_sid is one of the members")
+    }
+
+    /// The member with id `sid`, if it is in the ensemble.
+    pub fn member(&self, sid: i64) -> Option<&QuorumMember> {
+        self.members
+            .binary_search_by_key(&sid, |m| m.sid)
+            .ok()
+            .map(|i| &self.members[i])
+    }
+
+    /// The voting members (participants), by sid.
+    pub fn voters(&self) -> impl Iterator<Item = &QuorumMember> {
+        self.members.iter().filter(|m| !m.observer)
+    }
+
+    /// The non-voting members, by sid.
+    pub fn observers(&self) -> impl Iterator<Item = &QuorumMember> {
+        self.members.iter().filter(|m| m.observer)
+    }
+
+    /// Whether this server is an observer.
+    pub fn is_observer(&self) -> bool {
+        self.me().observer
+    }
+
+    /// Whether `sid` is a voting member.
+    pub fn is_voter(&self, sid: i64) -> bool {
+        self.member(sid).is_some_and(|m| !m.observer)
+    }
+
+    /// Votes (or acks) that make a majority of the voters: `voters / 2 + 1`
+    /// (`QuorumMaj.containsQuorum`: more than half). Note that ZooKeeper's `zk_quorum_size`
+    /// gauge is something else, the number of voters.
+    pub fn quorum_size(&self) -> usize {
+        self.voters().count() / 2 + 1
+    }
+}
 
 /// What the client-serving shell needs to run.
 #[derive(Debug, Clone)]
@@ -27,6 +115,11 @@ pub struct ServerSettings {
     pub super_digest: Option<String>,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
+    /// The byte ZooKeeper puts at the top of every session id this server creates
+    /// (`SessionTrackerImpl.initializeNextSessionId`: `id << 56`): the low 8 bits of `myid`
+    /// in an ensemble (so sids 1 and 257 collide, as they do in ZooKeeper, which is why the
+    /// config warns about sids above 255), and 1 standalone (`ZooKeeperServer`'s
+    /// `createSessionTrackerServerId`).
     pub server_id: u8,
     pub container_check_interval_ms: i64,
     pub container_max_per_minute: usize,
@@ -45,6 +138,8 @@ pub struct ServerSettings {
     pub autopurge_snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 = off.
     pub autopurge_interval_hours: u64,
+    /// The ensemble; `None` standalone.
+    pub quorum: Option<QuorumSettings>,
 }
 
 impl ServerSettings {
@@ -75,6 +170,7 @@ impl ServerSettings {
             force_sync: true,
             autopurge_snap_retain_count: 3,
             autopurge_interval_hours: 0,
+            quorum: None,
         }
     }
 
@@ -86,24 +182,26 @@ impl ServerSettings {
         }
     }
 
-    /// Builds the settings of a standalone server from a validated config.
+    /// Builds the settings of a server from a validated config: standalone, or a member of
+    /// the ensemble its `server.N` lines and `myid` describe.
     pub fn from_config(cfg: &Config) -> Result<ServerSettings, String> {
-        if !cfg.is_standalone() {
-            return Err("this corral build runs standalone only: remove the server.N lines (replication is not implemented yet)".into());
-        }
+        let quorum = quorum_settings(cfg)?;
         let hp = cfg.client_address.as_ref().ok_or_else(|| {
             "clientPort is not set: there is no address to serve clients on".to_string()
         })?;
-        let host = if hp.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            hp.host.trim_start_matches('[').trim_end_matches(']')
+        let client_key = match (
+            &quorum,
+            cfg.my_server().and_then(|s| s.client_address.as_ref()),
+        ) {
+            (Some(q), Some(_)) => format!("server.{}", q.my_sid),
+            _ => "clientPortAddress".to_owned(),
         };
-        let client_addr = (host, hp.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("invalid clientPortAddress {host}:{}: {e}", hp.port))?
-            .next()
-            .ok_or_else(|| format!("clientPortAddress {host} resolves to no address"))?;
+        let client_addr = resolve(hp, &client_key)?;
+        let server_id = match &quorum {
+            // Java's `id << 56` keeps the low byte.
+            Some(q) => (q.my_sid & 0xff) as u8,
+            None => 1,
+        };
         let dir_size = |p: &Path| dir_size_bytes(&p.join("version-2"));
         Ok(ServerSettings {
             client_addr,
@@ -128,7 +226,7 @@ impl ServerSettings {
             super_digest: cfg.super_digest.as_ref().map(|d| d.id()),
             data_dir: cfg.data_dir.clone(),
             data_log_dir: cfg.data_log_dir.clone(),
-            server_id: 1,
+            server_id,
             container_check_interval_ms: cfg.container.check_interval_ms as i64,
             container_max_per_minute: cfg.container.max_per_minute as usize,
             container_max_never_used_ms: cfg.container.max_never_used_interval_ms as i64,
@@ -139,8 +237,96 @@ impl ServerSettings {
             force_sync: cfg.force_sync,
             autopurge_snap_retain_count: cfg.autopurge_snap_retain_count as usize,
             autopurge_interval_hours: cfg.autopurge_purge_interval_hours as u64,
+            quorum,
         })
     }
+}
+
+/// Resolves `hp` (named `key` in errors) to one socket address, preferring IPv4 as Java's
+/// `InetAddress.getByName` does by default.
+fn resolve(hp: &HostPort, key: &str) -> Result<SocketAddr, String> {
+    let host = if hp.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        hp.host.trim_start_matches('[').trim_end_matches(']')
+    };
+    let addrs: Vec<SocketAddr> = (host, hp.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{key}: cannot resolve address {hp}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{key}: address {hp} resolves to nothing"))
+}
+
+/// The ensemble part of the settings; `None` when ZooKeeper would run standalone.
+/// [`Config`] has already checked what `QuorumPeerConfig` checks (limits set, `myid`
+/// present and naming a server line, peer type); this re-checks what the quorum code relies
+/// on, with ZooKeeper's wording first, so a hand-built `Config` cannot slip through.
+fn quorum_settings(cfg: &Config) -> Result<Option<QuorumSettings>, String> {
+    if cfg.is_standalone() {
+        return Ok(None);
+    }
+    if !cfg.groups.is_empty() || !cfg.weights.is_empty() {
+        return Err("hierarchical quorums (group.N / weight.N lines) are not supported by corral: use plain majority quorums".into());
+    }
+    let known = || {
+        cfg.servers
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(my_id) = cfg.server_id else {
+        return Err(format!(
+            "myid file is missing: {} must hold this server's id (one of {})",
+            cfg.myid_path().display(),
+            known()
+        ));
+    };
+    if cfg.server(my_id).is_none() {
+        return Err(format!(
+            "My id {my_id} not in the peer list: {} names no server.N line (servers: {})",
+            cfg.myid_path().display(),
+            known()
+        ));
+    }
+    if cfg.init_limit_ticks == 0 {
+        return Err("initLimit is not set".into());
+    }
+    if cfg.sync_limit_ticks == 0 {
+        return Err("syncLimit is not set".into());
+    }
+    let sid = |id: u64| {
+        i64::try_from(id)
+            .map_err(|_| format!("server.{id}: the id does not fit in a signed 64-bit number"))
+    };
+    let mut members = Vec::with_capacity(cfg.servers.len());
+    for spec in &cfg.servers {
+        let key = format!("server.{}", spec.id);
+        members.push(QuorumMember {
+            sid: sid(spec.id)?,
+            quorum_addr: resolve(&spec.quorum_address(), &key)?,
+            election_addr: resolve(&spec.election_address(), &key)?,
+            observer: spec.learner_type == LearnerType::Observer,
+            client_addr: match &spec.client_address {
+                Some(hp) => Some(resolve(hp, &key)?),
+                None => None,
+            },
+        });
+    }
+    members.sort_by_key(|m| m.sid);
+    Ok(Some(QuorumSettings {
+        my_sid: sid(my_id)?,
+        members,
+        init_limit_ticks: cfg.init_limit_ticks,
+        sync_limit_ticks: cfg.sync_limit_ticks,
+        cnx_timeout_ms: cfg.cnx_timeout_ms,
+        config_text: cfg.membership_text(),
+    }))
 }
 
 fn dir_size_bytes(p: &Path) -> u64 {
