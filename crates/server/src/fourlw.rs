@@ -314,6 +314,9 @@ fn mntr(core: &Core) -> String {
     s
 }
 
+/// One `mntr` line: key and value.
+type MntrRow = (&'static str, String);
+
 /// The `mntr` rows that depend on the role: `head` goes first (ZooKeeper's
 /// `dumpMonitorValues`: version, server state, then in a quorum the detailed peer state and
 /// on an observer its master's id), `tail` last (the quorum gauges of the metrics provider:
@@ -322,7 +325,7 @@ fn mntr(core: &Core) -> String {
 fn mntr_role_rows(
     st: &ServerStats,
     quorum: Option<&QuorumSettings>,
-) -> (Vec<(&'static str, String)>, Vec<(&'static str, String)>) {
+) -> (Vec<MntrRow>, Vec<MntrRow>) {
     let role = st.role();
     let mut head = vec![
         ("zk_version", version_line()),
@@ -471,4 +474,162 @@ fn dirs(core: &Core) -> String {
         dir_size(&core.settings.data_dir.join("version-2")),
         dir_size(&core.settings.data_log_dir.join("version-2"))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::QuorumMember;
+
+    fn quorum() -> QuorumSettings {
+        let member = |sid: i64, observer: bool| QuorumMember {
+            sid,
+            quorum_addr: format!("127.0.0.{sid}:2888").parse().unwrap(),
+            election_addr: format!("127.0.0.{sid}:3888").parse().unwrap(),
+            observer,
+            client_addr: None,
+        };
+        QuorumSettings {
+            my_sid: 1,
+            members: vec![
+                member(1, false),
+                member(2, false),
+                member(3, false),
+                member(4, true),
+            ],
+            init_limit_ticks: 5,
+            sync_limit_ticks: 2,
+            cnx_timeout_ms: 5000,
+            config_text: String::new(),
+        }
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().collect()
+    }
+
+    #[test]
+    fn srvr_mode_line_for_each_role() {
+        let st = ServerStats::new(0);
+        for (role, mode) in [
+            (Role::Standalone, "Mode: standalone"),
+            (Role::Leader, "Mode: leader"),
+            (Role::Follower, "Mode: follower"),
+            (Role::Observer, "Mode: observer"),
+        ] {
+            st.set_role(role);
+            for with_clients in [false, true] {
+                let text = srvr_text(&st, 0x57, 26, with_clients);
+                let l = lines(&text);
+                assert!(l.contains(&mode), "{role:?}:\n{text}");
+                let at = l.iter().position(|x| *x == mode).unwrap();
+                assert_eq!(l[at - 1], "Zxid: 0x57");
+                assert_eq!(l[at + 1], "Node count: 26");
+                assert!(text.ends_with('\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn srvr_on_the_leader_adds_proposal_sizes() {
+        let st = ServerStats::new(0);
+        st.set_role(Role::Leader);
+        let text = srvr_text(&st, 0, 5, false);
+        assert!(
+            text.ends_with("Mode: leader\nNode count: 5\nProposal sizes last/min/max: -1/-1/-1\n"),
+            "{text}"
+        );
+        st.record_proposal_size(120);
+        st.record_proposal_size(36);
+        let text = srvr_text(&st, 0, 5, false);
+        assert!(
+            text.ends_with("Proposal sizes last/min/max: 36/36/120\n"),
+            "{text}"
+        );
+        st.set_role(Role::Follower);
+        assert!(!srvr_text(&st, 0, 5, false).contains("Proposal"));
+    }
+
+    #[test]
+    fn not_serving_answers() {
+        let serving_anyway = ["ruok", "envi", "gtmk", "stmk"];
+        for cmd in COMMANDS {
+            let answer = not_serving_answer(cmd);
+            match *cmd {
+                "isro" => assert_eq!(answer.as_deref(), Some("null")),
+                "hash" => assert_eq!(
+                    answer.as_deref(),
+                    Some("This ZooKeeper instance is not currently serving requests")
+                ),
+                c if serving_anyway.contains(&c) => assert_eq!(answer, None, "{c}"),
+                c => assert_eq!(
+                    answer.as_deref(),
+                    Some("This ZooKeeper instance is not currently serving requests\n"),
+                    "{c}"
+                ),
+            }
+        }
+        assert!(!Role::Looking.is_serving());
+        for role in [
+            Role::Standalone,
+            Role::Leader,
+            Role::Follower,
+            Role::Observer,
+        ] {
+            assert!(role.is_serving());
+        }
+    }
+
+    fn keys(rows: &[MntrRow]) -> Vec<&'static str> {
+        rows.iter().map(|(k, _)| *k).collect()
+    }
+
+    fn value<'a>(rows: &'a [MntrRow], key: &str) -> &'a str {
+        &rows.iter().find(|(k, _)| *k == key).unwrap().1
+    }
+
+    #[test]
+    fn mntr_rows_for_each_role() {
+        let st = ServerStats::new(0);
+        let (head, tail) = mntr_role_rows(&st, None);
+        assert_eq!(keys(&head), ["zk_version", "zk_server_state"]);
+        assert_eq!(value(&head, "zk_server_state"), "standalone");
+        assert!(tail.is_empty());
+
+        let q = quorum();
+        st.set_role(Role::Follower);
+        st.set_learner_counts(crate::stats::LearnerCounts {
+            learners: 3,
+            synced_followers: 2,
+            synced_non_voting_followers: 0,
+            synced_observers: 1,
+            pending_syncs: 0,
+        });
+        let (head, tail) = mntr_role_rows(&st, Some(&q));
+        assert_eq!(value(&head, "zk_server_state"), "follower");
+        assert_eq!(value(&head, "zk_peer_state"), "following - broadcast");
+        assert_eq!(keys(&tail), ["zk_quorum_size", "zk_synced_observers"]);
+        assert_eq!(value(&tail, "zk_quorum_size"), "3");
+
+        st.set_role(Role::Observer);
+        st.set_leader_sid(Some(3));
+        let (head, tail) = mntr_role_rows(&st, Some(&q));
+        assert_eq!(value(&head, "zk_server_state"), "observer");
+        assert_eq!(value(&head, "zk_peer_state"), "observing - broadcast");
+        assert_eq!(value(&head, "zk_observer_master_id"), "3");
+        assert_eq!(keys(&tail), ["zk_quorum_size"]);
+
+        st.set_role(Role::Leader);
+        let (head, tail) = mntr_role_rows(&st, Some(&q));
+        assert_eq!(value(&head, "zk_server_state"), "leader");
+        assert_eq!(value(&head, "zk_peer_state"), "leading - broadcast");
+        assert_eq!(value(&tail, "zk_learners"), "3");
+        assert_eq!(value(&tail, "zk_synced_followers"), "2");
+        assert_eq!(value(&tail, "zk_synced_non_voting_followers"), "0");
+        assert_eq!(value(&tail, "zk_synced_observers"), "1");
+        assert_eq!(value(&tail, "zk_pending_syncs"), "0");
+        assert_eq!(value(&tail, "zk_last_proposal_size"), "-1");
+        assert_eq!(value(&tail, "zk_min_proposal_size"), "-1");
+        assert_eq!(value(&tail, "zk_max_proposal_size"), "-1");
+    }
 }

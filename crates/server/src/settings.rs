@@ -353,5 +353,283 @@ pub fn load(path: Option<&Path>) -> Result<ServerSettings, String> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     }
-    ServerSettings::from_config(&cfg)
+    let settings = ServerSettings::from_config(&cfg)?;
+    // Until run.rs drives the quorum (election, Zab), an ensemble config must not start a
+    // server that silently serves alone: that would be a split brain. Delete this check
+    // when run.rs branches on `settings.quorum`.
+    if settings.quorum.is_some() {
+        return Err("this corral build cannot join an ensemble yet (the server.N lines are parsed, but the server runs standalone only): remove the server.N lines".into());
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "corral-settings-test-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn myid(&self, text: &str) {
+            std::fs::write(self.0.join("myid"), text).unwrap();
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The ensemble of the captured 3.8.0 run (`proto/tests/fixtures/quorum`): voters 1-3
+    /// and observer 4 on 127.0.0.1, with the capture's ports.
+    fn capture_ensemble(dir: &TempDir, extra: &str) -> String {
+        format!(
+            "tickTime=200\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=2181\n\
+             server.1=127.0.0.1:59791:57829\n\
+             server.2=127.0.0.1:41351:33959\n\
+             server.3=127.0.0.1:51503:35635\n\
+             server.4=127.0.0.1:35305:56871:observer\n{extra}",
+            dir.0.display()
+        )
+    }
+
+    fn settings(dir: &TempDir, text: &str) -> Result<ServerSettings, String> {
+        let cfg = Config::parse_str(text, &dir.0).map_err(|e| e.to_string())?;
+        ServerSettings::from_config(&cfg)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn standalone_has_no_quorum() {
+        let dir = TempDir::new();
+        let s = settings(
+            &dir,
+            &format!("dataDir={}\nclientPort=2181\n", dir.0.display()),
+        )
+        .unwrap();
+        assert!(s.quorum.is_none());
+        assert_eq!(s.server_id, 1);
+        assert_eq!(s.client_addr, addr("0.0.0.0:2181"));
+        assert!(
+            ServerSettings::for_tests(addr("127.0.0.1:1"), dir.0.clone())
+                .quorum
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn three_voters_and_myid() {
+        let dir = TempDir::new();
+        dir.myid("2\n");
+        let s = settings(&dir, &capture_ensemble(&dir, "")).unwrap();
+        assert_eq!(s.server_id, 2);
+        assert_eq!(s.client_addr, addr("0.0.0.0:2181"));
+        let q = s.quorum.as_ref().expect("an ensemble");
+        assert_eq!(q.my_sid, 2);
+        assert_eq!(
+            q.members.iter().map(|m| m.sid).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(
+            q.me(),
+            &QuorumMember {
+                sid: 2,
+                quorum_addr: addr("127.0.0.1:41351"),
+                election_addr: addr("127.0.0.1:33959"),
+                observer: false,
+                client_addr: None,
+            }
+        );
+        assert_eq!(q.voters().map(|m| m.sid).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(q.observers().map(|m| m.sid).collect::<Vec<_>>(), vec![4]);
+        assert!(!q.is_observer());
+        assert!(q.is_voter(3) && !q.is_voter(4) && !q.is_voter(9));
+        assert_eq!(q.quorum_size(), 2);
+        assert_eq!((q.init_limit_ticks, q.sync_limit_ticks), (5, 2));
+        assert_eq!(q.cnx_timeout_ms, 5000);
+        assert_eq!(s.tick_ms, 200);
+    }
+
+    #[test]
+    fn observer_member() {
+        let dir = TempDir::new();
+        dir.myid("4");
+        let s = settings(&dir, &capture_ensemble(&dir, "peerType=observer\n")).unwrap();
+        let q = s.quorum.unwrap();
+        assert!(q.is_observer());
+        assert_eq!(q.me().sid, 4);
+        assert_eq!(q.me().quorum_addr, addr("127.0.0.1:35305"));
+        assert_eq!(q.quorum_size(), 2);
+        assert_eq!(s.server_id, 4);
+    }
+
+    #[test]
+    fn missing_myid_is_refused() {
+        let dir = TempDir::new();
+        let err = settings(&dir, &capture_ensemble(&dir, "")).unwrap_err();
+        assert!(err.starts_with("myid file is missing: "), "{err}");
+        // A hand-edited Config that lost its id is refused too, in ZooKeeper's words.
+        dir.myid("1");
+        let mut cfg = Config::parse_str(&capture_ensemble(&dir, ""), &dir.0).unwrap();
+        cfg.server_id = None;
+        let err = ServerSettings::from_config(&cfg).unwrap_err();
+        assert!(err.starts_with("myid file is missing: "), "{err}");
+        assert!(err.ends_with("(one of 1, 2, 3, 4)"), "{err}");
+    }
+
+    #[test]
+    fn myid_not_among_the_servers_is_refused() {
+        let dir = TempDir::new();
+        dir.myid("9");
+        let err = settings(&dir, &capture_ensemble(&dir, "")).unwrap_err();
+        assert!(err.starts_with("My id 9 not in the peer list: "), "{err}");
+        dir.myid("1");
+        let mut cfg = Config::parse_str(&capture_ensemble(&dir, ""), &dir.0).unwrap();
+        cfg.server_id = Some(9);
+        let err = ServerSettings::from_config(&cfg).unwrap_err();
+        assert!(err.starts_with("My id 9 not in the peer list: "), "{err}");
+    }
+
+    #[test]
+    fn client_part_of_server_lines() {
+        let dir = TempDir::new();
+        dir.myid("1");
+        let text = format!(
+            "initLimit=5\nsyncLimit=2\ndataDir={}\n\
+             server.1=127.0.0.1:2888:3888;127.0.0.1:2191\n\
+             server.2=127.0.0.2:2888:3888;2192\n\
+             server.3=localhost:2888:3888\n",
+            dir.0.display()
+        );
+        let s = settings(&dir, &text).unwrap();
+        // No clientPort: my server line's client part is the listener.
+        assert_eq!(s.client_addr, addr("127.0.0.1:2191"));
+        let q = s.quorum.as_ref().unwrap();
+        assert_eq!(q.me().client_addr, Some(addr("127.0.0.1:2191")));
+        assert_eq!(q.members[1].client_addr, Some(addr("0.0.0.0:2192")));
+        assert_eq!(q.members[2].client_addr, None);
+        // Names are resolved here (IPv4 preferred).
+        assert_eq!(q.members[2].quorum_addr, addr("127.0.0.1:2888"));
+        // The client parts are in the config text, as QuorumServer.toString prints them.
+        assert_eq!(
+            q.config_text,
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2191\n\
+             server.2=127.0.0.2:2888:3888:participant;0.0.0.0:2192\n\
+             server.3=localhost:2888:3888:participant\n\
+             version=0"
+        );
+        // A static clientPort that agrees with the line: the line's host wins.
+        let s = settings(&dir, &format!("{text}clientPort=2191\n")).unwrap();
+        assert_eq!(s.client_addr, addr("127.0.0.1:2191"));
+        // ...and one that disagrees is refused (QuorumPeerConfig.setupClientPort).
+        let err = settings(&dir, &format!("{text}clientPort=2200\n")).unwrap_err();
+        assert!(err.starts_with("client address for server 1"), "{err}");
+    }
+
+    #[test]
+    fn unresolvable_peer_names_the_line() {
+        let dir = TempDir::new();
+        dir.myid("1");
+        let text = format!(
+            "initLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=2181\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=no-such-host.invalid:2888:3888\n\
+             server.3=127.0.0.3:2888:3888\n",
+            dir.0.display()
+        );
+        let err = settings(&dir, &text).unwrap_err();
+        assert!(
+            err.starts_with("server.2: cannot resolve address no-such-host.invalid:2888"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn session_id_byte_is_the_low_byte_of_myid() {
+        let dir = TempDir::new();
+        dir.myid("257");
+        let text = format!(
+            "initLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=2181\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+             server.257=127.0.0.3:2888:3888\n",
+            dir.0.display()
+        );
+        let s = settings(&dir, &text).unwrap();
+        assert_eq!(s.quorum.unwrap().my_sid, 257);
+        // Java: `id << 56` on a long keeps the low 8 bits.
+        assert_eq!(s.server_id, 1);
+    }
+
+    #[test]
+    fn hierarchical_quorums_are_refused() {
+        let dir = TempDir::new();
+        dir.myid("1");
+        let text = capture_ensemble(&dir, "group.1=1:2:3\n");
+        let err = settings(&dir, &text).unwrap_err();
+        assert!(err.starts_with("hierarchical quorums"), "{err}");
+    }
+
+    /// The config text is byte for byte what ZooKeeper 3.8.0 put in its election
+    /// notifications for the same ensemble.
+    #[test]
+    fn config_text_matches_the_captured_notifications() {
+        const CAPTURE: &str = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../proto/tests/fixtures/quorum/ensemble-3.8.0.txt"
+        ));
+        let unhex = |h: &str| -> Vec<u8> {
+            (0..h.len() / 2)
+                .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())
+                .collect()
+        };
+        // Chunk lines: `<t_us> <conn> <kind> <target_sid> <dir> <hex>`; a notification
+        // is the payload chunk after its 4-byte length.
+        let captured: Vec<Vec<u8>> = CAPTURE
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f.len() == 6 && f[2] == "election").then(|| unhex(f[5]))
+            })
+            .filter_map(|bytes| {
+                corral_proto::quorum::Notification::decode(&bytes)
+                    .ok()
+                    .and_then(|n| n.config)
+            })
+            .map(|c| c.to_vec())
+            .collect();
+        assert!(captured.len() > 50, "{} notifications", captured.len());
+        for sid in 1..=4 {
+            let dir = TempDir::new();
+            dir.myid(&sid.to_string());
+            let s = settings(&dir, &capture_ensemble(&dir, "")).unwrap();
+            let text = s.quorum.unwrap().config_text;
+            assert_eq!(text.len(), 178);
+            for c in &captured {
+                assert_eq!(
+                    text.as_bytes(),
+                    &c[..],
+                    "ours:\n{text}\ncaptured:\n{}",
+                    String::from_utf8_lossy(c)
+                );
+            }
+        }
+    }
 }
