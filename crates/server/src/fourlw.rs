@@ -501,6 +501,7 @@ mod tests {
             sync_limit_ticks: 2,
             cnx_timeout_ms: 5000,
             config_text: String::new(),
+            config_version: 0,
         }
     }
 

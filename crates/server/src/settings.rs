@@ -51,6 +51,10 @@ pub struct QuorumSettings {
     /// per member joined by `\n`, then `version=<hex>`, no trailing newline. Byte-identical
     /// to what a 3.8 server with the same config sends (see the test against the capture).
     pub config_text: String,
+    /// The config's `version` (hex in files, 0 when absent): what FOLLOWERINFO/OBSERVERINFO
+    /// carry as LearnerInfo's `configVersion`, and the `version=` at the end of
+    /// `config_text`.
+    pub config_version: i64,
 }
 
 impl QuorumSettings {
@@ -326,6 +330,12 @@ fn quorum_settings(cfg: &Config) -> Result<Option<QuorumSettings>, String> {
         sync_limit_ticks: cfg.sync_limit_ticks,
         cnx_timeout_ms: cfg.cnx_timeout_ms,
         config_text: cfg.membership_text(),
+        config_version: i64::try_from(cfg.quorum_config_version).map_err(|_| {
+            format!(
+                "version={:x} does not fit in a signed 64-bit number",
+                cfg.quorum_config_version
+            )
+        })?,
     }))
 }
 
@@ -465,6 +475,7 @@ mod tests {
         assert_eq!(q.quorum_size(), 2);
         assert_eq!((q.init_limit_ticks, q.sync_limit_ticks), (5, 2));
         assert_eq!(q.cnx_timeout_ms, 5000);
+        assert_eq!(q.config_version, 0);
         assert_eq!(s.tick_ms, 200);
     }
 
