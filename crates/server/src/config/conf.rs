@@ -120,10 +120,33 @@ fn join_ports(ports: impl Iterator<Item = u16>) -> String {
     ports.map(|p| p.to_string()).collect::<Vec<_>>().join("|")
 }
 
+/// The order in which a `java.util.HashMap<Long, _>` holding `ids` iterates them: by bucket
+/// (`Long.hashCode`, spread by `HashMap.hash`, masked by the table size, which starts at 16
+/// and doubles whenever more than 3/4 full). ZooKeeper prints membership by iterating such
+/// a map, so for sids below 16 this is ascending order. Within one bucket Java keeps
+/// insertion order, which comes from the (hash-ordered) Properties the map was filled from;
+/// ties are broken by id here, so only colliding sids (e.g. 1 and 17) may differ from Java.
+pub(super) fn java_hash_map_order(ids: &[u64]) -> Vec<u64> {
+    let mut capacity: u64 = 16;
+    while ids.len() as u64 > capacity / 4 * 3 {
+        capacity *= 2;
+    }
+    let bucket = |id: u64| {
+        let h = (id ^ (id >> 32)) as u32;
+        u64::from(h ^ (h >> 16)) & (capacity - 1)
+    };
+    let mut ordered = ids.to_vec();
+    ordered.sort_by_key(|&id| (bucket(id), id));
+    ordered
+}
+
 pub(super) fn membership_text(config: &Config) -> String {
     let mut out = String::new();
-    for spec in &config.servers {
-        let _ = writeln!(out, "server.{}={}", spec.id, spec.to_config_value());
+    let ids: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
+    for id in java_hash_map_order(&ids) {
+        if let Some(spec) = config.server(id) {
+            let _ = writeln!(out, "server.{}={}", spec.id, spec.to_config_value());
+        }
     }
     if !config.groups.is_empty() || !config.weights.is_empty() {
         // ZooKeeper rebuilds these from its maps: members of a group in id order, and a
@@ -164,5 +187,17 @@ mod tests {
         assert_eq!(java_absolute(Path::new("/")), "/");
         assert_eq!(java_absolute(Path::new("/a/./b")), "/a/./b");
         assert!(java_absolute(Path::new("rel")).starts_with('/'));
+    }
+
+    #[test]
+    fn membership_follows_java_hash_map_order() {
+        assert_eq!(java_hash_map_order(&[3, 1, 2]), vec![1, 2, 3]);
+        // 17 shares bucket 1 with 1 in a 16-slot table; 16 lands in bucket 0.
+        assert_eq!(java_hash_map_order(&[1, 2, 16, 17]), vec![16, 1, 17, 2]);
+        // 13 entries grow the table to 32, where 17 has its own bucket.
+        let ids: Vec<u64> = (1..=12).chain([17]).collect();
+        assert_eq!(java_hash_map_order(&ids), ids);
+        // The high half of the hash is folded in: 65536 lands in bucket 1.
+        assert_eq!(java_hash_map_order(&[2, 65536]), vec![65536, 2]);
     }
 }

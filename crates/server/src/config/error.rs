@@ -76,7 +76,7 @@ pub enum ConfigError {
 
     /// `dataDir/myid` is needed (more than one participant, or standaloneEnabled=false) but
     /// absent.
-    #[error("myid file {} is missing; it must hold this server's id (one of {known_ids})", path.display())]
+    #[error("myid file is missing: {} must hold this server's id (one of {known_ids})", path.display())]
     MyidMissing { path: PathBuf, known_ids: String },
 
     /// `dataDir/myid` exists but could not be read.
@@ -92,7 +92,7 @@ pub enum ConfigError {
     MyidInvalid { path: PathBuf, content: String },
 
     /// `myid` names a server that has no `server.N` line.
-    #[error("myid file {} says this is server {id}, but there is no server.{id} line (servers: {known_ids})", path.display())]
+    #[error("My id {id} not in the peer list: myid file {} says this is server {id}, but there is no server.{id} line (servers: {known_ids})", path.display())]
     MyidNotInServers {
         path: PathBuf,
         id: u64,

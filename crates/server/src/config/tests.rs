@@ -751,7 +751,7 @@ fn myid_missing_names_the_file() {
     assert_eq!(
         err.to_string(),
         format!(
-            "myid file {} is missing; it must hold this server's id (one of 1, 2, 3, 4)",
+            "myid file is missing: {} must hold this server's id (one of 1, 2, 3, 4)",
             path.display()
         )
     );
@@ -785,7 +785,7 @@ fn myid_must_be_a_configured_server() {
     assert_eq!(
         err.to_string(),
         format!(
-            "myid file {} says this is server 9, but there is no server.9 line (servers: 1, 2, 3, 4)",
+            "My id 9 not in the peer list: myid file {} says this is server 9, but there is no server.9 line (servers: 1, 2, 3, 4)",
             dir.path().join("myid").display()
         )
     );
