@@ -1,0 +1,434 @@
+//! The election-port transport on real sockets (127.0.0.1 only): corral instances electing
+//! among themselves, scripted peers checking the connection rules byte by byte, and interop
+//! with a real Apache ZooKeeper 3.8 ensemble (Debian's package; killed by PID).
+
+use bytes::{Bytes, BytesMut};
+use corral_proto::quorum::{
+    check_election_frame, make_zxid, Check, ElectionHeader, Notification, ServerState, Sid,
+    ELECTION_PROTOCOL_VERSION_V1, OBSERVER_ID,
+};
+use corral_server::election_net::{Decision, ElectionNet, ElectionNetConfig, ElectionPeer};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Bound on every election and every wait for a socket event.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `QuorumMaj.toString()` for `(sid, quorum port, election port)` members.
+fn config_text(members: &[(Sid, u16, u16)]) -> Bytes {
+    let mut lines: Vec<String> = members
+        .iter()
+        .map(|(sid, q, e)| format!("server.{sid}=127.0.0.1:{q}:{e}:participant"))
+        .collect();
+    lines.push("version=0".into());
+    Bytes::from(lines.join("\n"))
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind")
+}
+
+/// Voters `sids`, each with its own election listener; `finalize_wait` as the server passes it.
+async fn cluster(sids: &[Sid], finalize_wait: Duration) -> Vec<ElectionNet> {
+    let mut listeners = Vec::new();
+    for _ in sids {
+        listeners.push(listener().await);
+    }
+    let peers: Vec<ElectionPeer> = sids
+        .iter()
+        .zip(&listeners)
+        .map(|(&sid, l)| ElectionPeer {
+            sid,
+            election_addr: l.local_addr().expect("addr"),
+            voter: true,
+        })
+        .collect();
+    let text = config_text(
+        &peers
+            .iter()
+            .map(|p| (p.sid, 0, p.election_addr.port()))
+            .collect::<Vec<_>>(),
+    );
+    sids.iter()
+        .zip(listeners)
+        .map(|(&sid, l)| {
+            let mut cfg = ElectionNetConfig::new(
+                sid,
+                l.local_addr().expect("addr"),
+                peers.clone(),
+                text.clone(),
+            );
+            cfg.finalize_wait = finalize_wait;
+            ElectionNet::start_on(cfg, l).expect("start election net")
+        })
+        .collect()
+}
+
+async fn look(net: &ElectionNet, zxid: i64, epoch: i64) -> Decision {
+    tokio::time::timeout(WAIT, net.look(zxid, epoch))
+        .await
+        .unwrap_or_else(|_| panic!("sid {}: no decision within {WAIT:?}", net.my_sid()))
+        .expect("look")
+}
+
+fn role(leader: Sid, me: Sid) -> ServerState {
+    if leader == me {
+        ServerState::Leading
+    } else {
+        ServerState::Following
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; false after `limit`.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Exactly one connection per pair, the same socket seen from both ends, initiated by the
+/// larger sid (its local port is ephemeral, its remote is the smaller sid's listener).
+fn one_connection_per_pair(nets: &[&ElectionNet]) -> Result<(), String> {
+    for a in nets {
+        for b in nets {
+            if a.my_sid() >= b.my_sid() {
+                continue;
+            }
+            let ab = a.connections(b.my_sid());
+            let ba = b.connections(a.my_sid());
+            if ab.len() != 1 || ba.len() != 1 {
+                return Err(format!(
+                    "{}→{}: {ab:?}, {}→{}: {ba:?}",
+                    a.my_sid(),
+                    b.my_sid(),
+                    b.my_sid(),
+                    a.my_sid()
+                ));
+            }
+            if ab[0] != (ba[0].1, ba[0].0) {
+                return Err(format!("not the same socket: {ab:?} vs {ba:?}"));
+            }
+            if ba[0].1 != a.local_addr() {
+                return Err(format!(
+                    "sid {} did not initiate: {ba:?}, listener of {} is {}",
+                    b.my_sid(),
+                    a.my_sid(),
+                    a.local_addr()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_elect_the_highest_sid_then_two_reelect_fast() {
+    let mut nets = cluster(&[1, 2, 3], Duration::from_millis(200)).await;
+    let (d1, d2, d3) = tokio::join!(
+        look(&nets[0], 0, 0),
+        look(&nets[1], 0, 0),
+        look(&nets[2], 0, 0)
+    );
+    for (d, sid) in [(d1, 1), (d2, 2), (d3, 3)] {
+        assert_eq!(d.leader, 3, "sid {sid}: {d:?}");
+        assert_eq!(d.state, role(3, sid), "sid {sid}: {d:?}");
+        assert!(d.round >= 1, "sid {sid}: {d:?}");
+    }
+
+    // One TCP connection per pair survives, whatever races happened while dialling.
+    let all: Vec<&ElectionNet> = nets.iter().collect();
+    let settled = eventually(Duration::from_secs(5), || {
+        one_connection_per_pair(&all).is_ok()
+    })
+    .await;
+    assert!(settled, "{:?}", one_connection_per_pair(&all));
+
+    // The leader goes away; the two others elect again among themselves, fast.
+    let leader = nets.pop().expect("three nets");
+    leader.shutdown();
+    drop(leader);
+    let t0 = Instant::now();
+    let (d1, d2) = tokio::join!(look(&nets[0], 0, 0), look(&nets[1], 0, 0));
+    let took = t0.elapsed();
+    assert_eq!((d1.leader, d1.state), (2, ServerState::Following), "{d1:?}");
+    assert_eq!((d2.leader, d2.state), (2, ServerState::Leading), "{d2:?}");
+    assert!(d1.round > 1 && d2.round > 1, "{d1:?} {d2:?}");
+    // finalizeWait (200 ms here) plus round trips on loopback; generous for a loaded box.
+    assert!(took < Duration::from_secs(2), "re-election took {took:?}");
+    let two: Vec<&ElectionNet> = nets.iter().collect();
+    assert!(
+        eventually(Duration::from_secs(5), || one_connection_per_pair(&two)
+            .is_ok())
+        .await,
+        "{:?}",
+        one_connection_per_pair(&two)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_zxid_beats_higher_sid_and_finalize_wait_is_configurable() {
+    let nets = cluster(&[1, 2, 3], Duration::from_millis(20)).await;
+    let t0 = Instant::now();
+    let (d1, d2, d3) = tokio::join!(
+        look(&nets[0], make_zxid(1, 5), 1),
+        look(&nets[1], make_zxid(1, 3), 1),
+        look(&nets[2], make_zxid(1, 3), 1)
+    );
+    for (d, sid) in [(d1, 1), (d2, 2), (d3, 3)] {
+        assert_eq!((d.leader, d.state), (1, role(1, sid)), "sid {sid}: {d:?}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_peer_does_not_hold_up_the_others() {
+    // sid 3 is configured but never started: its connection attempts are refused.
+    let l1 = listener().await;
+    let l2 = listener().await;
+    let peers = vec![
+        peer(1, l1.local_addr().unwrap()),
+        peer(2, l2.local_addr().unwrap()),
+        peer(3, dead_addr()),
+    ];
+    let text = Bytes::from_static(b"version=0");
+    let n1 = start(1, &peers, &text, l1);
+    let n2 = start(2, &peers, &text, l2);
+    let (d1, d2) = tokio::join!(look(&n1, 0, 0), look(&n2, 0, 0));
+    assert_eq!((d1.leader, d1.state), (2, ServerState::Following));
+    assert_eq!((d2.leader, d2.state), (2, ServerState::Leading));
+}
+
+fn peer(sid: Sid, election_addr: SocketAddr) -> ElectionPeer {
+    ElectionPeer {
+        sid,
+        election_addr,
+        voter: true,
+    }
+}
+
+fn start(sid: Sid, peers: &[ElectionPeer], text: &Bytes, l: TcpListener) -> ElectionNet {
+    let cfg = ElectionNetConfig::new(sid, l.local_addr().unwrap(), peers.to_vec(), text.clone());
+    ElectionNet::start_on(cfg, l).expect("start")
+}
+
+/// A scripted peer's end of one connection.
+struct Wire {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Wire {
+    async fn connect(to: SocketAddr, header: &[u8]) -> Wire {
+        let mut stream = TcpStream::connect(to).await.expect("connect");
+        stream.write_all(header).await.expect("write header");
+        Wire {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, n: &Notification) {
+        self.stream.write_all(&n.to_frame()).await.expect("send");
+    }
+
+    /// The next notification, or None when the other side closed.
+    async fn recv(&mut self) -> Option<Notification> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Check::Complete { len } = check_election_frame(&self.buf).expect("frame") {
+                    let f = self.buf.split_to(len);
+                    return Some(Notification::decode(&f[4..]).expect("notification"));
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("nothing from the election port in time")
+    }
+
+    /// Waits until the other side closes (reading and discarding anything it sends).
+    async fn closed(&mut self) -> bool {
+        tokio::time::timeout(WAIT, async {
+            let mut b = [0u8; 1024];
+            loop {
+                match self.stream.read(&mut b).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+fn looking(leader: Sid, zxid: i64, round: i64, epoch: i64) -> Notification {
+    Notification::new(
+        ServerState::Looking,
+        leader,
+        zxid,
+        round,
+        epoch,
+        Bytes::from_static(b"version=0"),
+    )
+}
+
+fn header(sid: Sid, addr: &str) -> Bytes {
+    ElectionHeader::new(sid, addr).to_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_peers_see_the_connection_rules() {
+    // corral is sid 2 of {1, 2, 3}; 1 and 3 are played by this test. Their configured
+    // addresses are dead, so anything corral dials comes from a header's address.
+    let l2 = listener().await;
+    let addr2 = l2.local_addr().unwrap();
+    let peers = vec![peer(1, dead_addr()), peer(2, addr2), peer(3, dead_addr())];
+    let net = start(2, &peers, &Bytes::from_static(b"version=0"), l2);
+
+    // Unknown sid, OBSERVER_ID, own sid, a bad protocol version, a bad address length:
+    // each connection is closed, nothing else happens.
+    for bad in [
+        header(9, "127.0.0.1:1"),
+        header(OBSERVER_ID, "127.0.0.1:1"),
+        header(2, "127.0.0.1:1"),
+        Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb]),
+        {
+            let mut b = BytesMut::new();
+            b.extend_from_slice(&ELECTION_PROTOCOL_VERSION_V1.to_be_bytes());
+            b.extend_from_slice(&3i64.to_be_bytes());
+            b.extend_from_slice(&100_000i32.to_be_bytes());
+            b.freeze()
+        },
+    ] {
+        let mut w = Wire::connect(addr2, &bad).await;
+        assert!(w.closed().await, "not closed after header {bad:?}");
+    }
+
+    // Sid 3 (larger) connects: the connection is kept. A bad frame length closes it only.
+    let mut w3 = Wire::connect(addr2, &header(3, "127.0.0.1:1")).await;
+    assert!(eventually(WAIT, || net.connections(3).len() == 1).await);
+    w3.stream.write_all(&0i32.to_be_bytes()).await.unwrap();
+    assert!(
+        w3.closed().await,
+        "a zero-length frame must close the connection"
+    );
+    assert!(eventually(WAIT, || net.connections(3).is_empty()).await);
+
+    // An election with sid 3 as the scripted peer: corral (zxid 0) votes for itself, sees
+    // 3's better vote, adopts it, and with both votes for 3 follows it after finalizeWait.
+    let look = {
+        let net = &net;
+        async move { net.look(0, 0).await.expect("look") }
+    };
+    let script = async {
+        let mut w3 = Wire::connect(addr2, &header(3, "127.0.0.1:1")).await;
+        // A notification in the same segment as the header must not be lost.
+        let mut first = w3.recv().await.expect("corral's vote");
+        while first.leader != 2 {
+            first = w3.recv().await.expect("corral's vote");
+        }
+        assert_eq!(first.state, ServerState::Looking);
+        assert_eq!(first.election_epoch, 1);
+        w3.send(&looking(3, 0, 1, 0)).await;
+        let adopted = w3.recv().await.expect("corral adopts 3");
+        assert_eq!(
+            (adopted.leader, adopted.election_epoch),
+            (3, 1),
+            "{adopted:?}"
+        );
+        w3
+    };
+    let (d, mut w3) = tokio::time::timeout(WAIT, async { tokio::join!(look, script) })
+        .await
+        .expect("election with the scripted peer");
+    assert_eq!((d.leader, d.state), (3, ServerState::Following), "{d:?}");
+
+    // A newer connection from 3 replaces the older one (which corral closes), and the last
+    // message sent to 3 is sent again on it although corral has decided since.
+    let mut w3b = Wire::connect(addr2, &header(3, "127.0.0.1:1")).await;
+    let again = w3b.recv().await.expect("last message re-sent");
+    assert_eq!(
+        (again.state, again.leader, again.election_epoch),
+        (ServerState::Looking, 3, 1),
+        "{again:?}"
+    );
+    assert!(
+        w3.closed().await,
+        "the older connection from 3 must be closed"
+    );
+    assert!(eventually(WAIT, || net.connections(3).len() == 1).await);
+
+    // Decided, corral answers a LOOKING peer with its decision.
+    w3b.send(&looking(3, 0, 2, 0)).await;
+    let answer = w3b.recv().await.expect("answer while following");
+    assert_eq!(
+        (answer.state, answer.leader),
+        (ServerState::Following, 3),
+        "{answer:?}"
+    );
+
+    // Sid 1 (smaller) connects: corral closes it and dials back to the address in its
+    // header (not the configured one), with a full header of its own.
+    let l1 = listener().await;
+    let addr1 = l1.local_addr().unwrap();
+    let mut w1 = Wire::connect(addr2, &header(1, &addr1.to_string())).await;
+    assert!(
+        w1.closed().await,
+        "connection from a smaller sid must be closed"
+    );
+    let (mut back, _) = tokio::time::timeout(WAIT, l1.accept())
+        .await
+        .expect("dial-back in time")
+        .expect("accept");
+    let mut got = BytesMut::new();
+    let h = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some((h, _)) = ElectionHeader::decode(&got).expect("header") {
+                return h;
+            }
+            assert!(back.read_buf(&mut got).await.expect("read") > 0, "closed");
+        }
+    })
+    .await
+    .expect("dial-back header");
+    assert_eq!(
+        h,
+        ElectionHeader::new(2, &addr2.to_string()),
+        "dial-back header"
+    );
+    assert!(eventually(WAIT, || net.connections(1).len() == 1).await);
+    net.shutdown();
+    assert!(
+        eventually(WAIT, || net.connections(1).is_empty()
+            && net.connections(3).is_empty())
+        .await
+    );
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect(addr2).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "listener still open after shutdown");
+}
