@@ -432,3 +432,280 @@ async fn scripted_peers_see_the_connection_rules() {
     }
     assert!(refused, "listener still open after shutdown");
 }
+
+// ---------------------------------------------------------------------------------------
+// Interop with Apache ZooKeeper 3.8 (Debian's `zookeeper` package).
+// ---------------------------------------------------------------------------------------
+
+/// How long ZooKeeper members get to start and elect (JVM start-up on a loaded machine).
+const ZK_WAIT: Duration = Duration::from_secs(60);
+
+/// ZooKeeper tests start JVMs: one test at a time.
+static ZK_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// One `QuorumPeerMain` process, killed by PID on drop; its directory is removed then
+/// (kept with `CORRAL_TEST_KEEP_DIRS`).
+struct Zk {
+    sid: Sid,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    client_port: u16,
+}
+
+impl Zk {
+    /// Starts member `sid` of `servers` (`server.N=...` lines) with tickTime=200.
+    fn start(sid: Sid, client_port: u16, servers: &str) -> Zk {
+        let jar = "/usr/share/java/zookeeper.jar";
+        assert!(
+            std::path::Path::new(jar).exists(),
+            "Apache ZooKeeper not found ({jar}): apt-get install -y zookeeper"
+        );
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "corral-election-zk{sid}-{}-{nanos}",
+            std::process::id()
+        ));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("create data dir");
+        std::fs::write(data.join("myid"), format!("{sid}\n")).expect("write myid");
+        let cfg = format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
+             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+             {servers}",
+            data.display()
+        );
+        let cfg_path = dir.join("zoo.cfg");
+        std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
+        let out = std::fs::File::create(dir.join("stdout.log")).expect("stdout.log");
+        let err = out.try_clone().expect("clone");
+        let child = std::process::Command::new("java")
+            .arg("-cp")
+            .arg(format!("{jar}:/usr/share/java/slf4j-simple.jar"))
+            .arg("-Xmx256m")
+            .arg("-XX:+UseSerialGC")
+            .arg("-XX:TieredStopAtLevel=1")
+            .arg(format!(
+                "-Dorg.slf4j.simpleLogger.logFile={}",
+                dir.join("zookeeper.log").display()
+            ))
+            .arg("-Dzookeeper.admin.enableServer=false")
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&cfg_path)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start java (apt-get install -y zookeeper)");
+        Zk {
+            sid,
+            child,
+            dir,
+            client_port,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("zookeeper.log")).unwrap_or_default()
+    }
+
+    /// `leader` / `follower` from `srvr`, None while not serving.
+    async fn mode(&self) -> Option<String> {
+        let ask = async {
+            let mut s = TcpStream::connect(("127.0.0.1", self.client_port))
+                .await
+                .ok()?;
+            s.write_all(b"srvr").await.ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.ok()?;
+            Some(out)
+        };
+        let out = tokio::time::timeout(Duration::from_secs(2), ask)
+            .await
+            .ok()??;
+        out.lines()
+            .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
+    }
+
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!("=== zk {}\n{}\n", self.sid, lines[from..].join("\n"))
+    }
+}
+
+impl Drop for Zk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("CORRAL_TEST_KEEP_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `n` distinct ports nothing listens on.
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let p = dead_addr().port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+/// A 3-member ensemble layout where sid 3 is corral, listening on `corral`.
+struct Layout {
+    servers: String,
+    text: Bytes,
+    peers: Vec<ElectionPeer>,
+    client_ports: [u16; 2],
+    /// corral's quorum port in the config (nothing listens on it).
+    quorum3: u16,
+}
+
+fn layout(corral: &TcpListener) -> Layout {
+    let e3 = corral.local_addr().unwrap().port();
+    let p = loop {
+        let p = free_ports(7);
+        if !p.contains(&e3) {
+            break p;
+        }
+    };
+    let members = [(1, p[0], p[1]), (2, p[2], p[3]), (3, p[4], e3)];
+    Layout {
+        servers: members
+            .iter()
+            .map(|(sid, q, e)| format!("server.{sid}=127.0.0.1:{q}:{e}\n"))
+            .collect(),
+        text: config_text(&members),
+        peers: members
+            .iter()
+            .map(|&(sid, _, e)| peer(sid, SocketAddr::from(([127, 0, 0, 1], e))))
+            .collect(),
+        client_ports: [p[5], p[6]],
+        quorum3: p[4],
+    }
+}
+
+/// Waits until every member reports `leader` or `follower`; returns the leader's sid.
+async fn zk_leader(zks: &[&Zk]) -> Sid {
+    let deadline = Instant::now() + ZK_WAIT;
+    loop {
+        let mut modes = Vec::new();
+        for z in zks {
+            modes.push(z.mode().await);
+        }
+        if modes
+            .iter()
+            .all(|m| matches!(m.as_deref(), Some("leader" | "follower")))
+        {
+            let leaders: Vec<Sid> = zks
+                .iter()
+                .zip(&modes)
+                .filter(|(_, m)| m.as_deref() == Some("leader"))
+                .map(|(z, _)| z.sid)
+                .collect();
+            assert_eq!(leaders.len(), 1, "modes {modes:?}");
+            return leaders[0];
+        }
+        if Instant::now() > deadline {
+            let logs: String = zks.iter().map(|z| z.log_tail()).collect();
+            panic!("ZooKeeper not serving within {ZK_WAIT:?} ({modes:?}):\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corral_follows_the_leader_of_a_zookeeper_ensemble() {
+    let _one_at_a_time = ZK_TESTS.lock().await;
+    let l3 = listener().await;
+    let lay = layout(&l3);
+    let zk1 = Zk::start(1, lay.client_ports[0], &lay.servers);
+    let zk2 = Zk::start(2, lay.client_ports[1], &lay.servers);
+    let leader = zk_leader(&[&zk1, &zk2]).await;
+    assert_eq!(leader, 2, "equal zxids: the higher sid leads");
+
+    // corral joins late with an older history: it must follow ZooKeeper's leader.
+    let net = start(3, &lay.peers, &lay.text, l3);
+    let d = tokio::time::timeout(ZK_WAIT, net.look(0, 0))
+        .await
+        .unwrap_or_else(|_| panic!("no decision;\n{}{}", zk1.log_tail(), zk2.log_tail()))
+        .expect("look");
+    assert_eq!(
+        (d.leader, d.state),
+        (leader, ServerState::Following),
+        "{d:?}"
+    );
+    // One connection to each ZooKeeper member, the one corral (the larger sid) initiated:
+    // its remote end is the member's election listener.
+    for (sid, p) in [(1, &lay.peers[0]), (2, &lay.peers[1])] {
+        let ok = eventually(Duration::from_secs(5), || {
+            let c = net.connections(sid);
+            c.len() == 1 && c[0].1 == p.election_addr
+        })
+        .await;
+        assert!(ok, "sid {sid}: {:?}", net.connections(sid));
+    }
+    // ZooKeeper answered corral's LOOKING notification with its decision.
+    assert!(
+        zk1.log()
+            .contains("my state:FOLLOWING; n.sid:3, n.state:LOOKING"),
+        "{}",
+        zk1.log_tail()
+    );
+    net.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_members_follow_corral_when_its_vote_is_best() {
+    let _one_at_a_time = ZK_TESTS.lock().await;
+    let l3 = listener().await;
+    let lay = layout(&l3);
+    // All fresh (zxid 0, epoch 0): sid 3 has the best vote. Nothing listens on corral's
+    // quorum port, so ZooKeeper's followers fail to connect afterwards; only the election
+    // is checked.
+    let net = start(3, &lay.peers, &lay.text, l3);
+    let zk1 = Zk::start(1, lay.client_ports[0], &lay.servers);
+    let zk2 = Zk::start(2, lay.client_ports[1], &lay.servers);
+    let d = tokio::time::timeout(ZK_WAIT, net.look(0, 0))
+        .await
+        .unwrap_or_else(|_| panic!("no decision;\n{}{}", zk1.log_tail(), zk2.log_tail()))
+        .expect("look");
+    assert_eq!((d.leader, d.state), (3, ServerState::Leading), "{d:?}");
+    // Both ZooKeeper members decoded corral's notifications (config text included), decided
+    // FOLLOWING and tried to reach sid 3's quorum port.
+    let following = "FOLLOWING - LEADER ELECTION TOOK";
+    let dialled = format!("connecting to /127.0.0.1:{}", lay.quorum3);
+    let heard = "Notification: my state:LOOKING; n.sid:3, n.state:LOOKING, n.leader:3,";
+    let deadline = Instant::now() + ZK_WAIT;
+    for zk in [&zk1, &zk2] {
+        loop {
+            let log = zk.log();
+            if log.contains(heard) && log.contains(following) && log.contains(&dialled) {
+                assert!(
+                    !log.contains("Something went wrong while processing config")
+                        && !log.contains("malformed"),
+                    "{}",
+                    zk.log_tail()
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "zk {} did not follow corral;\n{}",
+                zk.sid,
+                zk.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    net.shutdown();
+}
