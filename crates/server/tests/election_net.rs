@@ -213,6 +213,72 @@ async fn an_unreachable_peer_does_not_hold_up_the_others() {
     assert_eq!((d2.leader, d2.state), (2, ServerState::Leading));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_learns_the_leader_and_failover_is_fast() {
+    // Voters 1-3 and observer 4, with a short finalize wait as the server passes for a
+    // small tickTime.
+    let mut ls = Vec::new();
+    for _ in 0..4 {
+        ls.push(listener().await);
+    }
+    let peers: Vec<ElectionPeer> = ls
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ElectionPeer {
+            sid: i as Sid + 1,
+            election_addr: l.local_addr().unwrap(),
+            voter: i < 3,
+        })
+        .collect();
+    let text = Bytes::from_static(b"version=0");
+    let mut nets: Vec<ElectionNet> = ls
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut cfg = ElectionNetConfig::new(
+                i as Sid + 1,
+                l.local_addr().unwrap(),
+                peers.clone(),
+                text.clone(),
+            );
+            cfg.finalize_wait = Duration::from_millis(50);
+            ElectionNet::start_on(cfg, l).expect("start")
+        })
+        .collect();
+    let (d1, d2, d3, d4) = tokio::join!(
+        look(&nets[0], 0, 0),
+        look(&nets[1], 0, 0),
+        look(&nets[2], 0, 0),
+        look(&nets[3], 0, 0)
+    );
+    for (d, sid) in [(d1, 1), (d2, 2), (d3, 3)] {
+        assert_eq!((d.leader, d.state), (3, role(3, sid)), "sid {sid}: {d:?}");
+    }
+    assert_eq!((d4.leader, d4.state), (3, ServerState::Observing), "{d4:?}");
+
+    // The leader dies after discovery set epoch 1; the voters left elect 2 within a few
+    // finalize waits, and the observer, looking again, learns it from their answers.
+    for n in &nets[..2] {
+        n.update_election_vote(1);
+    }
+    drop(nets.remove(2));
+    let t0 = Instant::now();
+    let (d1, d2) = tokio::join!(look(&nets[0], 0, 1), look(&nets[1], 0, 1));
+    let took = t0.elapsed();
+    assert_eq!((d1.leader, d1.state), (2, ServerState::Following), "{d1:?}");
+    assert_eq!((d2.leader, d2.state), (2, ServerState::Leading), "{d2:?}");
+    eprintln!("re-election with finalize_wait 50 ms took {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "re-election took {took:?}"
+    );
+    for n in &nets[..2] {
+        n.update_election_vote(2);
+    }
+    let d4 = look(&nets[2], 0, 1).await;
+    assert_eq!((d4.leader, d4.state), (2, ServerState::Observing), "{d4:?}");
+}
+
 fn peer(sid: Sid, election_addr: SocketAddr) -> ElectionPeer {
     ElectionPeer {
         sid,
