@@ -885,18 +885,25 @@ impl ElectionNet {
     /// given history) and resolves with the decision. Fails only once shut down. A second
     /// call while one is running takes over; the first then fails.
     pub async fn look(&self, last_zxid: i64, current_epoch: i64) -> io::Result<Decision> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut c = self.control.0.lock().unwrap_or_else(|e| e.into_inner());
-            c.look = Some((last_zxid, current_epoch, tx));
-        }
-        self.control.1.notify_one();
-        rx.await.map_err(|_| {
+        let gone = || {
             io::Error::new(
                 io::ErrorKind::NotConnected,
                 "election transport shut down (or the look was superseded)",
             )
-        })
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            // Under the task lock, so a shutdown either comes first (seen here) or clears
+            // this request after it is stored.
+            let t = self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            if t.shut {
+                return Err(gone());
+            }
+            let mut c = self.control.0.lock().unwrap_or_else(|e| e.into_inner());
+            c.look = Some((last_zxid, current_epoch, tx));
+        }
+        self.control.1.notify_one();
+        rx.await.map_err(|_| gone())
     }
 
     /// After discovery set a new epoch: peers asking later are told this epoch.
@@ -911,6 +918,12 @@ impl ElectionNet {
     /// Stops every task and closes every socket (the listener included). Idempotent.
     pub fn shutdown(&self) {
         self.shared.shutdown();
+        // A look the core task had not picked up yet fails rather than waits forever.
+        self.control
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .look = None;
     }
 
     /// Debug: the open connections to `sid`, as (local, remote) addresses: the live one and

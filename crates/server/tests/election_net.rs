@@ -211,6 +211,23 @@ async fn an_unreachable_peer_does_not_hold_up_the_others() {
     let (d1, d2) = tokio::join!(look(&n1, 0, 0), look(&n2, 0, 0));
     assert_eq!((d1.leader, d1.state), (2, ServerState::Following));
     assert_eq!((d2.leader, d2.state), (2, ServerState::Leading));
+
+    // Alone, no decision comes; a shutdown ends the wait with an error.
+    let l = listener().await;
+    let lone_peers = vec![
+        peer(1, l.local_addr().unwrap()),
+        peer(2, dead_addr()),
+        peer(3, dead_addr()),
+    ];
+    let lone = start(1, &lone_peers, &text, l);
+    let shut = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lone.shutdown();
+    };
+    let (r, ()) = tokio::time::timeout(WAIT, async { tokio::join!(lone.look(0, 0), shut) })
+        .await
+        .expect("look ends at shutdown");
+    assert!(r.is_err(), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,6 +514,11 @@ async fn scripted_peers_see_the_connection_rules() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused, "listener still open after shutdown");
+    let after = tokio::time::timeout(WAIT, net.look(0, 0)).await;
+    assert!(
+        matches!(after, Ok(Err(_))),
+        "look after shutdown: {after:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
