@@ -797,3 +797,37 @@ async fn zookeeper_members_follow_corral_when_its_vote_is_best() {
     }
     net.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsent_notifications_collapse_to_the_newest() {
+    // corral (sid 2) looks alone: its vote is queued for 3 at 0 ms and again at each re-send
+    // (200, 600, 1400 ms, the next at 3000 ms; ticks may run late, never early). Sid 3
+    // connects at 2000 ms and must get exactly one frame: the queue holds one message.
+    let l2 = listener().await;
+    let addr2 = l2.local_addr().unwrap();
+    let peers = vec![peer(1, dead_addr()), peer(2, addr2), peer(3, dead_addr())];
+    let net = start(2, &peers, &Bytes::from_static(b"version=0"), l2);
+    let looking = net.look(0, 0);
+    let script = async {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let mut w3 = Wire::connect(addr2, &header(3, "127.0.0.1:1")).await;
+        let n = w3.recv().await.expect("the queued vote");
+        assert_eq!(
+            (n.state, n.leader, n.election_epoch),
+            (ServerState::Looking, 2, 1),
+            "{n:?}"
+        );
+        let t = Instant::now();
+        let more = tokio::time::timeout(Duration::from_millis(600), w3.recv()).await;
+        assert!(
+            more.is_err(),
+            "a second frame arrived after {:?}: {more:?}",
+            t.elapsed()
+        );
+    };
+    tokio::select! {
+        r = looking => panic!("decided alone: {r:?}"),
+        () = script => {}
+    }
+    net.shutdown();
+}
