@@ -27,7 +27,7 @@
 //! - Connections presenting an unknown sid, our own sid, or `OBSERVER_ID` (observers without
 //!   an id are not supported) are closed with a log line.
 //!
-//! **Invariants**: at most one live connection per peer in [`Slot::live`]; every queue is
+//! **Invariants**: at most one live connection per peer (`Slot::live`); every queue is
 //! bounded (one message per peer, [`INBOX_CAPACITY`] received notifications, at most
 //! [`HANDSHAKES_IN_FLIGHT_MAX`] unidentified inbound connections); no byte from the network
 //! can panic this module.
