@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod durable;
+pub mod election_net;
 pub mod fourlw;
 pub mod run;
 pub mod settings;
