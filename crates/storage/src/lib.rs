@@ -7,6 +7,7 @@
 //! | [`layout`] | `version-2` directories, file names, which logs a replay needs |
 //! | [`log`] | txn log format, group-commit writer, damage-classifying reader, truncation |
 //! | [`snapshot`] | snapshot format, streaming writer/reader, `SnapshotSource`/`SnapshotSink` |
+//! | [`snapstream`] | the snapshot body a leader sends after `SNAP` on the quorum port |
 //! | [`image`] | `SnapshotImage`, an in-memory snapshot for tests and tools; tree digest |
 //! | [`epoch`] | `acceptedEpoch` / `currentEpoch` files |
 //! | [`recovery`] | choosing a snapshot and the logs to replay; repairing torn tails |
@@ -30,6 +31,7 @@ pub mod log;
 pub mod recovery;
 pub mod retention;
 pub mod snapshot;
+pub mod snapstream;
 pub mod trigger;
 
 pub use error::{Result, StorageError, Zxid};
