@@ -327,6 +327,9 @@ impl Core {
                 }
             }
             Output::Append(_) => unreachable!("appends are never held"),
+            Output::Forward { .. } | Output::Revalidate { .. } => {
+                unreachable!("a standalone node never forwards")
+            }
         }
     }
 
