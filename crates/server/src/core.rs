@@ -23,6 +23,7 @@ use crate::fourlw;
 use crate::settings::ServerSettings;
 use crate::stats::{ConnStats, ServerStats};
 use bytes::Bytes;
+use corral_node::replica::{Replica, ReplicaOutput};
 use corral_node::{ConnId, Node, Now, Output};
 use corral_proto::{ConnectRequest, Request, RequestError};
 use corral_storage::fs::FileSystem;
@@ -122,7 +123,7 @@ impl Default for Clock {
     }
 }
 
-struct ConnHandle {
+pub(crate) struct ConnHandle {
     out: ConnSender,
     stats: Arc<ConnStats>,
 }
@@ -139,29 +140,41 @@ pub struct Storage {
     pub durable_zxid: i64,
 }
 
+/// What the core drives: a standalone pipeline, or an ensemble member.
+pub enum Engine {
+    Standalone(Box<Node>),
+    Ensemble(Box<Replica>),
+}
+
 /// The core task's state.
 pub struct Core {
-    pub node: Node,
+    pub(crate) engine: Engine,
     pub settings: Arc<ServerSettings>,
     pub stats: Arc<ServerStats>,
-    clock: Clock,
-    conns: HashMap<ConnId, ConnHandle>,
+    pub(crate) clock: Clock,
+    pub(crate) conns: HashMap<ConnId, ConnHandle>,
     outputs: Vec<Output>,
-    storage: Storage,
+    pub(crate) routputs: Vec<ReplicaOutput>,
+    pub(crate) storage: Storage,
     /// Highest zxid handed to the log thread.
-    appended_zxid: i64,
+    pub(crate) appended_zxid: i64,
     /// Highest zxid the log thread reported on disk.
     durable_zxid: i64,
-    /// Frames and closes waiting for `durable_zxid` to reach their zxid, in order.
-    held: VecDeque<(i64, Output)>,
+    /// Highest zxid whose dependent output may go: on disk (standalone), or committed by a
+    /// quorum (ensemble leader).
+    pub(crate) released_zxid: i64,
+    /// Frames and closes waiting for `released_zxid` to reach their zxid, in order.
+    pub(crate) held: VecDeque<(i64, Output)>,
     snapshot_running: bool,
     /// Set when the log failed: the message, for whoever waits on the server.
     failed: watch::Sender<Option<String>>,
+    /// The ensemble's sockets and election (None when standalone).
+    pub(crate) quorum: Option<crate::ensemble::QuorumShell>,
 }
 
 impl Core {
     pub fn new(
-        node: Node,
+        engine: Engine,
         settings: Arc<ServerSettings>,
         stats: Arc<ServerStats>,
         clock: Clock,
@@ -170,18 +183,50 @@ impl Core {
     ) -> Core {
         let durable_zxid = storage.durable_zxid;
         Core {
-            node,
+            engine,
             settings,
             stats,
             clock,
             conns: HashMap::new(),
             outputs: Vec::new(),
+            routputs: Vec::new(),
             storage,
             appended_zxid: durable_zxid,
             durable_zxid,
+            released_zxid: durable_zxid,
             held: VecDeque::new(),
             snapshot_running: false,
             failed,
+            quorum: None,
+        }
+    }
+
+    /// Attaches the ensemble's sockets and election (before [`Core::run`]).
+    pub fn with_quorum(mut self, q: crate::ensemble::QuorumShell) -> Core {
+        self.quorum = Some(q);
+        self
+    }
+
+    /// Outputs to carry out when the core starts (a member's first election).
+    pub fn routputs_extend(&mut self, outs: Vec<ReplicaOutput>) {
+        self.routputs.extend(outs);
+    }
+
+    /// Latches the server out of service: the message goes to whoever waits on it.
+    pub(crate) fn fail(&mut self, msg: String) {
+        tracing::error!("this server stops serving: {msg}");
+        self.held.clear();
+        for (_, h) in self.conns.drain() {
+            let _ = h.out.send(ConnOut::Close);
+        }
+        let _ = self.failed.send(Some(msg));
+    }
+
+    /// The request pipeline (standalone, or the member's).
+    pub fn node(&self) -> &Node {
+        match &self.engine {
+            Engine::Standalone(n) => n.as_ref(),
+            Engine::Ensemble(r) => r.node(),
         }
     }
 
@@ -194,6 +239,7 @@ impl Core {
         let mut ticker = tokio::time::interval(Duration::from_millis(CORE_TICK_INTERVAL_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(CORE_BATCH_MAX);
+        self.flush_replica();
         loop {
             let accepting = self.held.len() < HELD_OUTPUTS_MAX;
             tokio::select! {
@@ -213,8 +259,19 @@ impl Core {
                 }
                 _ = ticker.tick() => {
                     let now = self.clock.now();
-                    self.node.tick(now, &mut self.outputs);
-                    self.flush_outputs();
+                    match &mut self.engine {
+                        Engine::Standalone(node) => {
+                            node.tick(now, &mut self.outputs);
+                            self.flush_outputs();
+                        }
+                        Engine::Ensemble(r) => {
+                            r.tick(now, &mut self.routputs);
+                            self.flush_replica();
+                        }
+                    }
+                }
+                Some(ev) = crate::ensemble::next_event(&mut self.quorum) => {
+                    self.on_quorum_event(ev);
                 }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
@@ -237,16 +294,15 @@ impl Core {
             } => {
                 self.conns.insert(conn, ConnHandle { out, stats });
                 let now = self.clock.now();
-                self.node
-                    .connect(conn, &peer_ip, &req, now, &mut self.outputs);
-                if let (Some(h), Some(sid)) = (self.conns.get(&conn), self.node.session_of(conn)) {
-                    h.stats.session_id.store(sid, Relaxed);
-                    h.stats.timeout_ms.store(
-                        self.node.session_timeout_ms(sid).unwrap_or(0) as i64,
-                        Relaxed,
-                    );
+                match &mut self.engine {
+                    Engine::Standalone(node) => {
+                        node.connect(conn, &peer_ip, &req, now, &mut self.outputs)
+                    }
+                    Engine::Ensemble(r) => r.connect(conn, &peer_ip, &req, now, &mut self.routputs),
                 }
+                self.note_session(conn);
                 self.flush_outputs();
+                self.flush_replica();
             }
             CoreMsg::Request {
                 conn,
@@ -259,8 +315,15 @@ impl Core {
                 let op_name = corral_proto::OpCode::from_i32(op)
                     .map(|o| o.name())
                     .unwrap_or("UNKN");
-                self.node
-                    .request(conn, xid, op, decoded, now, &mut self.outputs);
+                match &mut self.engine {
+                    Engine::Standalone(node) => {
+                        node.request(conn, xid, op, decoded, now, &mut self.outputs)
+                    }
+                    Engine::Ensemble(r) => {
+                        r.request(conn, xid, op, decoded, now, &mut self.routputs)
+                    }
+                }
+                let last_zxid = self.node().last_zxid();
                 let latency_ms = received.elapsed().as_millis() as u64;
                 self.stats.latency.record(latency_ms);
                 self.stats.outstanding.fetch_sub(1, Relaxed);
@@ -273,19 +336,34 @@ impl Core {
                     if xid >= 0 {
                         s.last_cxid.store(xid as i64, Relaxed);
                     }
-                    s.last_zxid.store(self.node.last_zxid(), Relaxed);
+                    s.last_zxid.store(last_zxid, Relaxed);
                     *s.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_name;
                 }
                 self.flush_outputs();
+                self.flush_replica();
             }
             CoreMsg::Disconnected { conn } => {
                 self.conns.remove(&conn);
-                self.node.disconnected(conn);
+                match &mut self.engine {
+                    Engine::Standalone(node) => node.disconnected(conn),
+                    Engine::Ensemble(r) => r.disconnected(conn),
+                }
             }
             CoreMsg::FourLetter { cmd, reply } => {
                 let text = fourlw::render(&cmd, self);
                 let _ = reply.send(text);
             }
+        }
+    }
+
+    /// Records a connection's session in its stats once the handshake bound one.
+    pub(crate) fn note_session(&self, conn: ConnId) {
+        let node = self.node();
+        if let (Some(h), Some(sid)) = (self.conns.get(&conn), node.session_of(conn)) {
+            h.stats.session_id.store(sid, Relaxed);
+            h.stats
+                .timeout_ms
+                .store(node.session_timeout_ms(sid).unwrap_or(0) as i64, Relaxed);
         }
     }
 
@@ -295,26 +373,46 @@ impl Core {
         // Taken out and put back, so the buffer's capacity is reused on every request.
         let mut outputs = std::mem::take(&mut self.outputs);
         for o in outputs.drain(..) {
-            match o {
-                Output::Append(entry) => {
-                    self.appended_zxid = entry.header.zxid;
-                    // A send error means the log thread has stopped after a failure, which
-                    // it reports separately; the held outputs then never go out.
-                    let _ = self.storage.log.send(LogCmd::Append(entry));
-                }
-                other => {
-                    if self.appended_zxid > self.durable_zxid || !self.held.is_empty() {
-                        self.held.push_back((self.appended_zxid, other));
-                    } else {
-                        self.execute(other);
-                    }
-                }
-            }
+            self.client_output(o);
         }
         self.outputs = outputs;
     }
 
-    fn execute(&mut self, o: Output) {
+    /// One client output: appends go to the log thread; frames and closes go out at once
+    /// unless they depend on a txn not yet released.
+    pub(crate) fn client_output(&mut self, o: Output) {
+        match o {
+            Output::Append(entry) => {
+                self.appended_zxid = entry.header.zxid;
+                // A send error means the log thread has stopped after a failure, which it
+                // reports separately; the held outputs then never go out.
+                let _ = self.storage.log.send(LogCmd::Append(entry));
+            }
+            other => {
+                if self.appended_zxid > self.released_zxid || !self.held.is_empty() {
+                    self.held.push_back((self.appended_zxid, other));
+                } else {
+                    self.execute(other);
+                }
+            }
+        }
+    }
+
+    /// Releases held output up to `zxid`.
+    pub(crate) fn release(&mut self, zxid: i64) {
+        self.released_zxid = self.released_zxid.max(zxid);
+        while self
+            .held
+            .front()
+            .is_some_and(|(need, _)| *need <= self.released_zxid)
+        {
+            if let Some((_, o)) = self.held.pop_front() {
+                self.execute(o);
+            }
+        }
+    }
+
+    pub(crate) fn execute(&mut self, o: Output) {
         match o {
             Output::Send { conn, frame } => {
                 if let Some(h) = self.conns.get(&conn) {
@@ -338,13 +436,12 @@ impl Core {
         match ev {
             LogEvent::Durable(zxid) => {
                 self.durable_zxid = self.durable_zxid.max(zxid);
-                while self
-                    .held
-                    .front()
-                    .is_some_and(|(need, _)| *need <= self.durable_zxid)
-                {
-                    if let Some((_, o)) = self.held.pop_front() {
-                        self.execute(o);
+                match &mut self.engine {
+                    Engine::Standalone(_) => self.release(zxid),
+                    Engine::Ensemble(r) => {
+                        let now = self.clock.now();
+                        r.durable(zxid, now, &mut self.routputs);
+                        self.flush_replica();
                     }
                 }
                 true
@@ -389,17 +486,20 @@ impl Core {
             return;
         }
         self.snapshot_running = true;
-        let zxid = self.node.last_zxid();
+        let zxid = self.node().last_zxid();
         durable::spawn_snapshot(
             self.storage.fs.clone(),
             self.storage.dirs.clone(),
-            self.node.tree().snapshot_source(zxid),
+            self.node().tree().snapshot_source(zxid),
             zxid,
             self.storage.events_tx.clone(),
         );
     }
 
     fn stop_log(&mut self) {
+        if let Some(q) = &self.quorum {
+            q.shutdown();
+        }
         let _ = self.storage.log.send(LogCmd::Shutdown);
     }
 

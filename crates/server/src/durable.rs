@@ -32,6 +32,13 @@ pub const GROUP_COMMIT_TXNS_MAX: usize = 1000;
 /// Commands from the core to the log thread.
 pub enum LogCmd {
     Append(TxnEntry),
+    /// A learner's TRUNC or SNAP: sync what is queued, close the log, forget every txn
+    /// after `zxid` (logs and newer snapshots), and append after `zxid` from now on. The
+    /// outcome is reported on `done` (the core waits for it).
+    Truncate {
+        zxid: i64,
+        done: std_mpsc::Sender<Result<String, String>>,
+    },
     /// Finish what is queued, sync, and stop.
     Shutdown,
 }
@@ -70,21 +77,43 @@ pub fn spawn_log_thread(
     settings: LogSettings,
     events: mpsc::UnboundedSender<LogEvent>,
 ) -> std::io::Result<(std_mpsc::Sender<LogCmd>, std::thread::JoinHandle<()>)> {
-    let writer = TxnLogWriter::new(fs, &dirs.log_dir, Some(last_zxid), settings.writer)
+    let writer = TxnLogWriter::new(fs.clone(), &dirs.log_dir, Some(last_zxid), settings.writer)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let (tx, rx) = std_mpsc::channel::<LogCmd>();
+    let dirs = dirs.clone();
     let handle = std::thread::Builder::new()
         .name("corral-txnlog".into())
-        .spawn(move || log_loop(writer, rx, settings, events))?;
+        .spawn(move || log_loop(writer, rx, settings, events, fs, dirs))?;
     Ok((tx, handle))
 }
 
+/// Closes `writer`, truncates the data directory after `zxid`, and opens a new writer.
+fn truncate_and_reopen(
+    writer: TxnLogWriter,
+    zxid: i64,
+    fs: &Arc<dyn FileSystem>,
+    dirs: &DataDirs,
+    opts: corral_storage::log::LogWriterOptions,
+) -> Result<(TxnLogWriter, String), String> {
+    writer
+        .close()
+        .map_err(|e| format!("closing the log: {e}"))?;
+    let outcome = corral_storage::recovery::truncate_to(fs.as_ref(), dirs, zxid)
+        .map_err(|e| format!("truncating to 0x{zxid:x}: {e}"))?;
+    let w = TxnLogWriter::new(fs.clone(), &dirs.log_dir, Some(zxid), opts)
+        .map_err(|e| format!("reopening the log: {e}"))?;
+    Ok((w, format!("{outcome:?}")))
+}
+
 fn log_loop(
-    mut writer: TxnLogWriter,
+    writer: TxnLogWriter,
     rx: std_mpsc::Receiver<LogCmd>,
     settings: LogSettings,
     events: mpsc::UnboundedSender<LogEvent>,
+    fs: Arc<dyn FileSystem>,
+    dirs: DataDirs,
 ) {
+    let mut slot = Some(writer);
     let mut trigger = SnapTrigger::new(settings.trigger, settings.trigger_seed);
     let mut shutting_down = false;
     while !shutting_down {
@@ -100,7 +129,29 @@ fn log_loop(
         let mut last = None;
         let mut snapshot_due = false;
         for cmd in batch {
+            let writer = slot.as_mut().expect("the log writer is always put back");
             match cmd {
+                LogCmd::Truncate { zxid, done } => {
+                    if let Err(e) = writer.sync() {
+                        let _ = events.send(LogEvent::Failed(e.to_string()));
+                        return;
+                    }
+                    if let Some(z) = last.take() {
+                        let _ = events.send(LogEvent::Durable(z));
+                    }
+                    let w = slot.take().expect("writer present");
+                    match truncate_and_reopen(w, zxid, &fs, &dirs, settings.writer) {
+                        Ok((w, what)) => {
+                            slot = Some(w);
+                            let _ = done.send(Ok(what));
+                        }
+                        Err(e) => {
+                            let _ = done.send(Err(e.clone()));
+                            let _ = events.send(LogEvent::Failed(e));
+                            return;
+                        }
+                    }
+                }
                 LogCmd::Append(entry) => {
                     let zxid = entry.header.zxid;
                     let before = writer.current_file_bytes();
@@ -122,6 +173,7 @@ fn log_loop(
                 LogCmd::Shutdown => shutting_down = true,
             }
         }
+        let writer = slot.as_mut().expect("the log writer is always put back");
         if let Err(e) = writer.sync() {
             // Never retried: the writer is latched and every later call fails the same way.
             let _ = events.send(LogEvent::Failed(e.to_string()));
@@ -134,7 +186,7 @@ fn log_loop(
             let _ = events.send(LogEvent::SnapshotDue);
         }
     }
-    if let Err(e) = writer.close() {
+    if let Some(Err(e)) = slot.map(|w| w.close()) {
         tracing::error!("closing the txn log failed: {e}");
     }
 }
@@ -143,9 +195,16 @@ fn log_loop(
 pub struct Recovered {
     pub tree: corral_tree::DataTree,
     pub last_zxid: i64,
+    /// The last txns replayed (at most [`RECENT_TXNS_MAX`]), as log-entry bytes, for an
+    /// ensemble member's history; `recent_floor` is the zxid just before the first.
+    pub recent: std::collections::VecDeque<(i64, bytes::Bytes)>,
+    pub recent_floor: i64,
     /// Nothing was on disk.
     pub fresh: bool,
 }
+
+/// Txns of the log tail kept after recovery (a new leader's committed log).
+pub const RECENT_TXNS_MAX: usize = corral_node::replica::HISTORY_TXNS_MAX;
 
 /// Nodes or txns between two progress lines while loading.
 const RECOVERY_PROGRESS_EVERY: u64 = 100_000;
@@ -186,6 +245,8 @@ pub fn recover(
         }
     };
     let mut replayed = 0u64;
+    let mut recent = std::collections::VecDeque::new();
+    let mut recent_floor = plan.snapshot.as_ref().and_then(|s| s.zxid).unwrap_or(0);
     for rec in plan.entries(fs.clone()) {
         let rec = rec.map_err(|e| format!("cannot replay the txn log: {e}"))?;
         let mismatch = tree.replay_entry(&rec.entry).map_err(|e| {
@@ -205,6 +266,12 @@ pub fn recover(
                 rec.offset
             );
         }
+        if recent.len() == RECENT_TXNS_MAX {
+            if let Some((z, _)) = recent.pop_front() {
+                recent_floor = z;
+            }
+        }
+        recent.push_back((rec.zxid(), rec.entry.to_bytes()));
         replayed += 1;
         if replayed.is_multiple_of(RECOVERY_PROGRESS_EVERY) {
             tracing::info!(replayed, total = plan.entry_count, "replaying the txn log");
@@ -227,9 +294,14 @@ pub fn recover(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
+    if recent.is_empty() {
+        recent_floor = plan.last_zxid;
+    }
     Ok(Recovered {
         tree,
         last_zxid: plan.last_zxid,
+        recent,
+        recent_floor,
         fresh: plan.is_fresh(),
     })
 }

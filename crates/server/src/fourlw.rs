@@ -110,8 +110,8 @@ pub fn render(cmd: &str, core: &Core) -> String {
 fn srvr(core: &Core, with_clients: bool) -> String {
     srvr_text(
         &core.stats,
-        core.node.last_zxid(),
-        core.node.tree().node_count(),
+        core.node().last_zxid(),
+        core.node().tree().node_count(),
         with_clients,
     )
 }
@@ -246,7 +246,7 @@ fn envi() -> String {
 
 fn mntr(core: &Core) -> String {
     let st = &core.stats;
-    let tree = core.node.tree();
+    let tree = core.node().tree();
     let (min, avg, max, _) = st.latency.snapshot();
     let uptime = core.clock().wall_ms() - st.started_ms;
     let (open_fds, max_fds) = fd_counts();
@@ -262,7 +262,10 @@ fn mntr(core: &Core) -> String {
             st.outstanding.load(Relaxed).max(0).to_string(),
         ),
         ("zk_znode_count", tree.node_count().to_string()),
-        ("zk_global_sessions", core.node.sessions().len().to_string()),
+        (
+            "zk_global_sessions",
+            core.node().sessions().len().to_string(),
+        ),
         ("zk_non_mtls_remote_conn_count", "0".into()),
         (
             "zk_last_client_response_size",
@@ -281,7 +284,7 @@ fn mntr(core: &Core) -> String {
         ("zk_watch_count", tree.watch_count().to_string()),
         (
             "zk_auth_failed_count",
-            core.node.counters().auth_failed.to_string(),
+            core.node().counters().auth_failed.to_string(),
         ),
         ("zk_min_latency", min.to_string()),
         ("zk_max_file_descriptor_count", max_fds.to_string()),
@@ -298,13 +301,13 @@ fn mntr(core: &Core) -> String {
         ("zk_sessionless_connections_expired", "0".into()),
         (
             "zk_stale_sessions_expired",
-            core.node.counters().sessions_expired.to_string(),
+            core.node().counters().sessions_expired.to_string(),
         ),
         (
             "zk_txn_count",
-            core.node.counters().txns_applied.to_string(),
+            core.node().counters().txns_applied.to_string(),
         ),
-        ("zk_last_zxid", core.node.last_zxid().to_string()),
+        ("zk_last_zxid", core.node().last_zxid().to_string()),
     ];
     let (head, tail) = mntr_role_rows(st, core.settings.quorum.as_ref());
     let mut s = String::new();
@@ -389,13 +392,13 @@ fn fd_counts() -> (usize, u64) {
 
 fn wchs(core: &Core) -> String {
     // 3.8 summarises the data-watch table only (getData, exists, addWatch).
-    let (connections, paths, total) = core.node.tree().watch_summary();
+    let (connections, paths, total) = core.node().tree().watch_summary();
     format!("{connections} connections watching {paths} paths\nTotal watches:{total}\n")
 }
 
 fn wchc(core: &Core) -> String {
     let mut s = String::new();
-    for (sid, paths) in core.node.tree().watches_by_session() {
+    for (sid, paths) in core.node().tree().watches_by_session() {
         let _ = writeln!(s, "0x{sid:x}");
         for p in paths {
             let _ = writeln!(s, "\t{p}");
@@ -406,7 +409,7 @@ fn wchc(core: &Core) -> String {
 
 fn wchp(core: &Core) -> String {
     let mut s = String::new();
-    for (path, sids) in core.node.tree().watches_by_path() {
+    for (path, sids) in core.node().tree().watches_by_path() {
         let _ = writeln!(s, "{path}");
         for sid in sids {
             let _ = writeln!(s, "\t0x{sid:x}");
@@ -417,12 +420,12 @@ fn wchp(core: &Core) -> String {
 
 fn dump(core: &Core) -> String {
     let mut s = String::from("SessionTracker dump:\n");
-    let buckets: Vec<_> = core.node.sessions().buckets().collect();
+    let buckets: Vec<_> = core.node().sessions().buckets().collect();
     let _ = writeln!(
         s,
         "Session Sets ({})/({}):",
         buckets.len(),
-        core.node.sessions().len()
+        core.node().sessions().len()
     );
     for (at, ids) in buckets {
         let _ = writeln!(s, "{} expire at {}:", ids.len(), at);
@@ -432,10 +435,10 @@ fn dump(core: &Core) -> String {
     }
     s.push_str("ephemeral nodes dump:\n");
     let mut with_eph: Vec<(i64, Vec<String>)> = core
-        .node
+        .node()
         .tree()
         .sessions()
-        .map(|(id, _)| (id, core.node.tree().ephemerals_of(id)))
+        .map(|(id, _)| (id, core.node().tree().ephemerals_of(id)))
         .filter(|(_, e)| !e.is_empty())
         .collect();
     with_eph.sort();
@@ -446,7 +449,7 @@ fn dump(core: &Core) -> String {
             let _ = writeln!(s, "\t{p}");
         }
     }
-    let conns: Vec<_> = core.node.connections().collect();
+    let conns: Vec<_> = core.node().connections().collect();
     s.push_str("Connections dump:\n");
     let _ = writeln!(s, "Connections Sets (1)/({})", conns.len());
     for (_, sid) in conns {

@@ -3,10 +3,15 @@
 //! (or when the log fails).
 
 use crate::conn::{self, ConnContext};
-use crate::core::{Clock, Core, CoreMsg, Storage};
+use crate::core::{Clock, Core, CoreMsg, Engine, Storage};
 use crate::durable::{self, LogSettings};
+use crate::election_net::{ElectionNet, ElectionNetConfig, ElectionPeer};
+use crate::ensemble::QuorumShell;
+use crate::quorum_net;
+use crate::settings::QuorumSettings;
 use crate::settings::ServerSettings;
 use crate::stats::ServerStats;
+use corral_node::replica::{Replica, ReplicaConfig};
 use corral_node::{Node, NodeConfig};
 use corral_storage::fs::{FileSystem, StdFs};
 use corral_storage::layout::DataDirs;
@@ -102,7 +107,10 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
     let clock = Clock::new();
     let now = clock.now();
     let last_zxid = recovered.last_zxid;
+    let recent = recovered.recent;
+    let recent_floor = recovered.recent_floor;
     let node = Node::new(node_config(&settings), recovered.tree, last_zxid, now);
+    let mut initial_outputs = Vec::new();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let log_settings = LogSettings {
         writer: LogWriterOptions {
@@ -137,14 +145,46 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>(settings.global_outstanding_limit.max(1));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (failed_tx, failed_rx) = watch::channel(None);
-    let core = Core::new(
-        node,
+    let engine = match &settings.quorum {
+        None => Engine::Standalone(Box::new(node)),
+        Some(q) => {
+            let (accepted, current) = read_epochs(fs.as_ref(), &dirs, last_zxid)?;
+            let cfg = ReplicaConfig {
+                my_sid: q.my_sid,
+                voters: q.voters().map(|m| m.sid).collect(),
+                observers: q.observers().map(|m| m.sid).collect(),
+                tick_ms: settings.tick_ms,
+                init_limit_ticks: q.init_limit_ticks,
+                sync_limit_ticks: q.sync_limit_ticks,
+                config_text: bytes::Bytes::from(q.config_text.clone()),
+            };
+            let (replica, first) = Replica::new(
+                cfg,
+                node,
+                accepted,
+                current,
+                recent_floor,
+                recent.into_iter().collect(),
+                now,
+            );
+            initial_outputs = first;
+            Engine::Ensemble(Box::new(replica))
+        }
+    };
+    let mut core = Core::new(
+        engine,
         settings.clone(),
         stats.clone(),
         clock,
         storage,
         failed_tx,
     );
+    if let Some(q) = &settings.quorum {
+        stats.set_role(crate::stats::Role::Looking);
+        let shell = start_quorum(q, &settings, tree_cfg_for(&settings)).await?;
+        core = core.with_quorum(shell);
+        core.routputs_extend(std::mem::take(&mut initial_outputs));
+    }
     let core = tokio::spawn(core.run(core_rx, shutdown_rx.clone()));
     let ctx = Arc::new(ConnContext {
         core: core_tx,
@@ -161,7 +201,12 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
     if settings.autopurge_interval_hours > 0 {
         tokio::spawn(autopurge_loop(fs, dirs, settings.clone(), shutdown_rx));
     }
-    tracing::info!(%local_addr, last_zxid = format!("0x{last_zxid:x}"), "corral serving clients (standalone)");
+    let mode = if settings.quorum.is_some() {
+        "ensemble member"
+    } else {
+        "standalone"
+    };
+    tracing::info!(%local_addr, last_zxid = format!("0x{last_zxid:x}"), "corral listening for clients ({mode})");
     Ok(RunningServer {
         local_addr,
         shutdown: shutdown_tx,
@@ -170,6 +215,101 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
         failed: failed_rx,
         log_thread: Some(log_thread),
     })
+}
+
+fn tree_cfg_for(settings: &ServerSettings) -> TreeConfig {
+    TreeConfig {
+        extended_types_enabled: settings.extended_types_enabled,
+        skip_acl: settings.skip_acl,
+        super_digest: settings.super_digest.clone(),
+    }
+}
+
+/// `acceptedEpoch` and `currentEpoch`, created from the log's last zxid when missing (as
+/// ZooKeeper does on the first start of a member).
+fn read_epochs(fs: &dyn FileSystem, dirs: &DataDirs, last_zxid: i64) -> Result<(i64, i64), String> {
+    use corral_storage::epoch;
+    let dir = &dirs.snap_dir;
+    let current = match epoch::read_current_epoch(fs, dir).map_err(|e| e.to_string())? {
+        Some(e) => e,
+        None => {
+            let e = corral_proto::quorum::epoch_of(last_zxid);
+            epoch::write_current_epoch(fs, dir, e).map_err(|e| e.to_string())?;
+            e
+        }
+    };
+    let accepted = match epoch::read_accepted_epoch(fs, dir).map_err(|e| e.to_string())? {
+        Some(e) => e,
+        None => {
+            epoch::write_accepted_epoch(fs, dir, current).map_err(|e| e.to_string())?;
+            current
+        }
+    };
+    if current > accepted {
+        return Err(format!(
+            "currentEpoch {current} is above acceptedEpoch {accepted} in {}: the epoch files are inconsistent",
+            dir.display()
+        ));
+    }
+    Ok((accepted, current))
+}
+
+/// Binds the quorum and election ports and starts their tasks.
+async fn start_quorum(
+    q: &QuorumSettings,
+    settings: &ServerSettings,
+    tree_cfg: TreeConfig,
+) -> Result<QuorumShell, String> {
+    let me = q.me();
+    let listener = TcpListener::bind(me.quorum_addr)
+        .await
+        .map_err(|e| format!("cannot listen on the quorum port {}: {e}", me.quorum_addr))?;
+    let peers = q
+        .members
+        .iter()
+        .map(|m| ElectionPeer {
+            sid: m.sid,
+            election_addr: m.election_addr,
+            voter: !m.observer,
+        })
+        .collect();
+    let mut ecfg = ElectionNetConfig::new(
+        q.my_sid,
+        me.election_addr,
+        peers,
+        bytes::Bytes::from(q.config_text.clone()),
+    );
+    // Java waits a fixed 200 ms for a better vote; corral waits at most a tick, so a
+    // small tickTime buys a fast failover.
+    ecfg.finalize_wait = std::time::Duration::from_millis((settings.tick_ms as u64).clamp(1, 200));
+    ecfg.cnx_timeout = std::time::Duration::from_millis(q.cnx_timeout_ms.max(1) as u64);
+    let election = ElectionNet::start(ecfg).await.map_err(|e| {
+        format!(
+            "cannot listen on the election port {}: {e}",
+            me.election_addr
+        )
+    })?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    tokio::spawn(quorum_net::accept_loop(
+        listener,
+        events_tx.clone(),
+        tree_cfg.clone(),
+    ));
+    tracing::info!(
+        sid = q.my_sid,
+        quorum = %me.quorum_addr,
+        election = %me.election_addr,
+        observer = me.observer,
+        "ensemble member starting"
+    );
+    Ok(QuorumShell::new(
+        q.clone(),
+        Arc::new(election),
+        settings.tick_ms,
+        tree_cfg,
+        events_tx,
+        events_rx,
+    ))
 }
 
 /// `autopurge.purgeInterval`: every that many hours, purge old snapshots and logs.

@@ -364,12 +364,6 @@ pub fn load(path: Option<&Path>) -> Result<ServerSettings, String> {
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     }
     let settings = ServerSettings::from_config(&cfg)?;
-    // Until run.rs drives the quorum (election, Zab), an ensemble config must not start a
-    // server that silently serves alone: that would be a split brain. Delete this check
-    // when run.rs branches on `settings.quorum`.
-    if settings.quorum.is_some() {
-        return Err("this corral build cannot join an ensemble yet (the server.N lines are parsed, but the server runs standalone only): remove the server.N lines".into());
-    }
     Ok(settings)
 }
 

@@ -1,0 +1,399 @@
+//! The core's ensemble half: carries out a [`Replica`]'s outputs over the quorum sockets,
+//! the election transport and the data directory, and feeds it their events.
+//!
+//! **Owns** the quorum connections the core holds (learners by [`PeerId`] when leading; the
+//! leader connection, by generation, when learning), the running election, and the epoch
+//! files. Everything runs on the core task, in the order the replica asked, so the ordering
+//! rules of the replica (persist an epoch before the packet that depends on it, log before
+//! acknowledging, hold client replies until commit) hold by construction.
+//!
+//! Rare, heavy steps (a learner's TRUNC or SNAP: truncating the log, writing a snapshot,
+//! reloading the tree) run synchronously on the core; they happen only while the member is
+//! syncing and not serving clients.
+
+use crate::core::{Core, Engine};
+use crate::durable::{self, LogCmd};
+use crate::election_net::{Decision, ElectionNet};
+use crate::quorum_net::{self, Generations, PeerOut, PeerSender, QuorumEvent};
+use crate::settings::QuorumSettings;
+use crate::stats::{LearnerCounts, Role as StatsRole};
+use corral_node::replica::{ReplicaOutput, Role};
+use corral_proto::quorum::ServerState;
+use corral_tree::TreeConfig;
+use corral_zab::leader::PeerId;
+use std::collections::HashMap;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What the ensemble half of the core waits for.
+pub enum QuorumInput {
+    Socket(QuorumEvent),
+    Decided(u64, std::io::Result<Decision>),
+}
+
+/// The ensemble's handles, held by the core.
+pub struct QuorumShell {
+    pub settings: QuorumSettings,
+    pub election: Arc<ElectionNet>,
+    tick_ms: i64,
+    tree_cfg: TreeConfig,
+    events_tx: mpsc::UnboundedSender<QuorumEvent>,
+    events_rx: mpsc::UnboundedReceiver<QuorumEvent>,
+    decisions_tx: mpsc::UnboundedSender<(u64, std::io::Result<Decision>)>,
+    decisions_rx: mpsc::UnboundedReceiver<(u64, std::io::Result<Decision>)>,
+    peers: HashMap<PeerId, PeerSender>,
+    /// The leader connection: its generation, and its writer once connected.
+    leader: Option<(u64, Option<PeerSender>)>,
+    election_gen: u64,
+    gens: Generations,
+}
+
+impl QuorumShell {
+    pub fn new(
+        settings: QuorumSettings,
+        election: Arc<ElectionNet>,
+        tick_ms: i64,
+        tree_cfg: TreeConfig,
+        events_tx: mpsc::UnboundedSender<QuorumEvent>,
+        events_rx: mpsc::UnboundedReceiver<QuorumEvent>,
+    ) -> QuorumShell {
+        let (decisions_tx, decisions_rx) = mpsc::unbounded_channel();
+        QuorumShell {
+            settings,
+            election,
+            tick_ms,
+            tree_cfg,
+            events_tx,
+            events_rx,
+            decisions_tx,
+            decisions_rx,
+            peers: HashMap::new(),
+            leader: None,
+            election_gen: 0,
+            gens: Generations::default(),
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.election.shutdown();
+        for tx in self.peers.values() {
+            let _ = tx.send(PeerOut::Close);
+        }
+        if let Some((_, Some(tx))) = &self.leader {
+            let _ = tx.send(PeerOut::Close);
+        }
+    }
+}
+
+/// The next quorum input; never resolves for a standalone server.
+pub async fn next_event(q: &mut Option<QuorumShell>) -> Option<QuorumInput> {
+    let Some(q) = q else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        Some(ev) = q.events_rx.recv() => Some(QuorumInput::Socket(ev)),
+        Some((gen, d)) = q.decisions_rx.recv() => Some(QuorumInput::Decided(gen, d)),
+    }
+}
+
+impl Core {
+    pub(crate) fn on_quorum_event(&mut self, input: QuorumInput) {
+        let now = self.clock.now();
+        let (Engine::Ensemble(r), Some(q)) = (&mut self.engine, &mut self.quorum) else {
+            return;
+        };
+        let out = &mut self.routputs;
+        match input {
+            QuorumInput::Decided(gen, Ok(d)) => {
+                if gen != q.election_gen || r.role() != Role::Looking {
+                    return;
+                }
+                tracing::info!(leader = d.leader, state = ?d.state, round = d.round, "election decided");
+                match d.state {
+                    ServerState::Leading => r.lead(now, out),
+                    ServerState::Following | ServerState::Observing => r.follow(d.leader, now, out),
+                    ServerState::Looking => {}
+                }
+            }
+            QuorumInput::Decided(_, Err(e)) => {
+                tracing::info!("election stopped: {e}");
+            }
+            QuorumInput::Socket(ev) => match ev {
+                QuorumEvent::PeerConnected { peer, out: tx } => {
+                    q.peers.insert(peer, tx);
+                    r.peer_connected(peer, now, out);
+                }
+                QuorumEvent::PeerPacket { peer, packet } => r.peer_packet(peer, packet, now, out),
+                QuorumEvent::PeerClosed { peer } => {
+                    if q.peers.remove(&peer).is_some() {
+                        r.peer_disconnected(peer, now, out);
+                    }
+                }
+                QuorumEvent::LeaderConnected { gen, out: tx } => match &mut q.leader {
+                    Some((g, slot)) if *g == gen => {
+                        *slot = Some(tx);
+                        r.leader_connected(now, out);
+                    }
+                    _ => {
+                        let _ = tx.send(PeerOut::Close);
+                    }
+                },
+                QuorumEvent::LeaderPacket { gen, packet } => {
+                    if q.leader.as_ref().is_some_and(|(g, _)| *g == gen) {
+                        r.leader_packet(packet, now, out);
+                    }
+                }
+                QuorumEvent::LeaderSnapshot { gen, zxid, tree } => {
+                    if q.leader.as_ref().is_some_and(|(g, _)| *g == gen) {
+                        match tree {
+                            Ok(tree) => {
+                                tracing::info!(
+                                    zxid = format!("0x{zxid:x}"),
+                                    "snapshot from the leader loaded"
+                                );
+                                r.leader_snapshot(zxid, *tree, now, out);
+                            }
+                            Err(e) => {
+                                tracing::error!("bad snapshot from the leader: {e}");
+                                r.leader_disconnected(now, out);
+                            }
+                        }
+                    }
+                }
+                QuorumEvent::LeaderClosed { gen } => {
+                    if q.leader.as_ref().is_some_and(|(g, _)| *g == gen) {
+                        q.leader = None;
+                        r.leader_disconnected(now, out);
+                    }
+                }
+            },
+        }
+        self.flush_replica();
+    }
+
+    /// Carries out the replica's outputs, in order.
+    pub(crate) fn flush_replica(&mut self) {
+        let mut outputs = std::mem::take(&mut self.routputs);
+        let mut i = 0;
+        while i < outputs.len() {
+            let o = std::mem::replace(&mut outputs[i], ReplicaOutput::DiscardHeld);
+            i += 1;
+            if let Some(more) = self.replica_output(o) {
+                outputs.extend(more);
+            }
+        }
+        outputs.clear();
+        self.routputs = outputs;
+        self.publish_counts();
+    }
+
+    fn publish_counts(&self) {
+        let Engine::Ensemble(r) = &self.engine else {
+            return;
+        };
+        if let Some(((learners, followers, observers), syncs)) = r.learner_counts() {
+            self.stats.set_learner_counts(LearnerCounts {
+                learners: learners as u64,
+                synced_followers: followers as u64,
+                synced_non_voting_followers: 0,
+                synced_observers: observers as u64,
+                pending_syncs: syncs as u64,
+            });
+        }
+    }
+
+    /// One replica output; returns outputs it caused (a reload's).
+    fn replica_output(&mut self, o: ReplicaOutput) -> Option<Vec<ReplicaOutput>> {
+        match o {
+            ReplicaOutput::Client(c) => self.client_output(c),
+            ReplicaOutput::Log(entry) => {
+                let _ = self.storage.log.send(LogCmd::Append(entry));
+            }
+            ReplicaOutput::Release(z) => self.release(z),
+            ReplicaOutput::DiscardHeld => {
+                self.held.clear();
+                self.released_zxid = self.released_zxid.max(self.appended_zxid);
+            }
+            ReplicaOutput::SendPeer { peer, packet } => {
+                if let Some(tx) = self.quorum.as_ref().and_then(|q| q.peers.get(&peer)) {
+                    let _ = tx.send(PeerOut::Packet(packet));
+                }
+            }
+            ReplicaOutput::SendSnapshot {
+                peer,
+                zxid,
+                snapshot,
+            } => {
+                tracing::info!(
+                    peer,
+                    zxid = format!("0x{zxid:x}"),
+                    "sending a snapshot to a learner"
+                );
+                if let Some(tx) = self.quorum.as_ref().and_then(|q| q.peers.get(&peer)) {
+                    let _ = tx.send(PeerOut::Snapshot {
+                        zxid,
+                        view: snapshot,
+                    });
+                }
+            }
+            ReplicaOutput::ClosePeer { peer } => {
+                if let Some(tx) = self.quorum.as_mut().and_then(|q| q.peers.remove(&peer)) {
+                    let _ = tx.send(PeerOut::Close);
+                }
+            }
+            ReplicaOutput::ListenForLearners(on) => {
+                if !on {
+                    if let Some(q) = self.quorum.as_mut() {
+                        for (_, tx) in q.peers.drain() {
+                            let _ = tx.send(PeerOut::Close);
+                        }
+                    }
+                }
+            }
+            ReplicaOutput::ConnectLeader { sid } => {
+                let q = self.quorum.as_mut()?;
+                let gen = q.gens.next();
+                q.leader = Some((gen, None));
+                let Some(addr) = q.settings.member(sid).map(|m| m.quorum_addr) else {
+                    tracing::error!(sid, "elected leader is not in the configuration");
+                    let _ = q.events_tx.send(QuorumEvent::LeaderClosed { gen });
+                    return None;
+                };
+                let deadline = Duration::from_millis(
+                    (q.tick_ms.max(1) as u64) * q.settings.init_limit_ticks.max(1) as u64,
+                );
+                tracing::info!(sid, %addr, "connecting to the leader");
+                quorum_net::connect_leader(
+                    gen,
+                    addr,
+                    deadline,
+                    q.events_tx.clone(),
+                    q.tree_cfg.clone(),
+                );
+            }
+            ReplicaOutput::SendLeader(p) => {
+                if let Some((_, Some(tx))) = self.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
+                    let _ = tx.send(PeerOut::Packet(p));
+                }
+            }
+            ReplicaOutput::CloseLeader => {
+                if let Some(q) = self.quorum.as_mut() {
+                    if let Some((_, Some(tx))) = q.leader.take() {
+                        let _ = tx.send(PeerOut::Close);
+                    }
+                }
+            }
+            ReplicaOutput::PersistAcceptedEpoch(e) => {
+                let r = corral_storage::epoch::write_accepted_epoch(
+                    self.storage.fs.as_ref(),
+                    &self.storage.dirs.snap_dir,
+                    e,
+                );
+                if let Err(e) = r {
+                    self.fail(format!("cannot write acceptedEpoch: {e}"));
+                }
+            }
+            ReplicaOutput::PersistCurrentEpoch(e) => {
+                let r = corral_storage::epoch::write_current_epoch(
+                    self.storage.fs.as_ref(),
+                    &self.storage.dirs.snap_dir,
+                    e,
+                );
+                if let Err(err) = r {
+                    self.fail(format!("cannot write currentEpoch: {err}"));
+                }
+                if let Some(q) = &self.quorum {
+                    q.election.update_election_vote(e);
+                }
+            }
+            ReplicaOutput::Truncate { zxid, reload } => {
+                tracing::info!(
+                    zxid = format!("0x{zxid:x}"),
+                    reload,
+                    "truncating the log (TRUNC)"
+                );
+                if let Err(e) = self.truncate_log(zxid) {
+                    self.fail(e);
+                    return None;
+                }
+                if reload {
+                    let tree_cfg = self.quorum.as_ref()?.tree_cfg.clone();
+                    match durable::recover(self.storage.fs.clone(), &self.storage.dirs, tree_cfg) {
+                        Ok(rec) => {
+                            if let Engine::Ensemble(r) = &mut self.engine {
+                                r.reload(rec.tree, rec.last_zxid);
+                            }
+                        }
+                        Err(e) => self.fail(format!("cannot reload after TRUNC: {e}")),
+                    }
+                }
+            }
+            ReplicaOutput::InstallSnapshot { zxid } => {
+                if let Err(e) = self.truncate_log(zxid) {
+                    self.fail(e);
+                    return None;
+                }
+                let view = self.node().tree().snapshot_source(zxid);
+                match durable::write_snapshot_now(
+                    self.storage.fs.as_ref(),
+                    &self.storage.dirs,
+                    &view,
+                    zxid,
+                ) {
+                    Ok(what) => tracing::info!("snapshot from the leader written: {what}"),
+                    Err(e) => self.fail(format!("cannot write the leader's snapshot: {e}")),
+                }
+            }
+            ReplicaOutput::RoleChanged(role) => {
+                let Engine::Ensemble(r) = &self.engine else {
+                    return None;
+                };
+                let stats_role = match role {
+                    Role::Looking => StatsRole::Looking,
+                    Role::Leading if r.is_serving() => StatsRole::Leader,
+                    Role::Leading => StatsRole::Looking,
+                    Role::Following => StatsRole::Follower,
+                    Role::Observing => StatsRole::Observer,
+                };
+                tracing::info!(?role, leader = ?r.leader_sid(), zxid = format!("0x{:x}", r.node().last_zxid()), "role");
+                self.stats.set_role(stats_role);
+                self.stats.set_leader_sid(r.leader_sid());
+            }
+            ReplicaOutput::Elect => {
+                let Engine::Ensemble(r) = &self.engine else {
+                    return None;
+                };
+                let (zxid, epoch) = r.vote();
+                let q = self.quorum.as_mut()?;
+                q.election_gen += 1;
+                let gen = q.election_gen;
+                let election = q.election.clone();
+                let tx = q.decisions_tx.clone();
+                tokio::spawn(async move {
+                    let d = election.look(zxid, epoch).await;
+                    let _ = tx.send((gen, d));
+                });
+            }
+        }
+        None
+    }
+
+    /// Truncates the log after `zxid` on the log thread and waits for it.
+    fn truncate_log(&mut self, zxid: i64) -> Result<(), String> {
+        let (tx, rx) = std_mpsc::channel();
+        self.storage
+            .log
+            .send(LogCmd::Truncate { zxid, done: tx })
+            .map_err(|_| "the log thread has stopped".to_string())?;
+        match rx.recv() {
+            Ok(Ok(what)) => {
+                tracing::info!("log truncated after 0x{zxid:x}: {what}");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("the log thread stopped while truncating".into()),
+        }
+    }
+}
