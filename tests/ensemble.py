@@ -459,12 +459,8 @@ class Ensemble:
         harness.WORK_DIR.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name or 'ensemble'}-{target}-",
                                          dir=harness.WORK_DIR))
-        ports = _distinct_free_ports(3 * n, set())
-        self.members = [
-            Member(self, i, i >= voters, (ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]),
-                   self.dir / f"m{i + 1}")
-            for i in range(n)
-        ]
+        # Proxy listeners are bound first (port 0), so the ports probed for the members
+        # below cannot be handed to a proxy afterwards.
         self.proxy: LinkProxy | None = None
         # (src, dst) -> (quorum link name, election link name)
         self._links: dict[tuple[int, int], tuple[str, str]] = {}
@@ -472,20 +468,36 @@ class Ensemble:
             self.proxy = LinkProxy()
             for i in range(n):
                 for j in range(n):
-                    if i == j:
-                        continue
-                    mj = self.members[j]
-                    q = f"q{i + 1}>{j + 1}"
-                    e = f"e{i + 1}>{j + 1}"
-                    self.proxy.add(q, (HOST, mj.quorum_port))
-                    self.proxy.add(e, (HOST, mj.election_port))
-                    self._links[(i, j)] = (q, e)
+                    if i != j:
+                        q, e = f"q{i + 1}>{j + 1}", f"e{i + 1}>{j + 1}"
+                        self.proxy.add(q, (HOST, 0))
+                        self.proxy.add(e, (HOST, 0))
+                        self._links[(i, j)] = (q, e)
             for (i, j), (_, e) in self._links.items():
                 # member i's handshake to j advertises the address j must call back on:
                 # the link j -> i.
                 back = self.proxy.links[self._links[(j, i)][1]]
                 self.proxy.links[e].rewrite_to = f"{HOST}:{back.port}".encode()
+        ports = self._pick_ports()
+        self.members = [
+            Member(self, i, i >= voters, ports[i], self.dir / f"m{i + 1}") for i in range(n)
+        ]
+        self._apply_ports()
+        if self.proxy:
             self.proxy.start()
+
+    def _pick_ports(self) -> list[tuple[int, int, int]]:
+        taken = {link.port for link in self.proxy.links.values()} if self.proxy else set()
+        p = _distinct_free_ports(3 * self.n, taken)
+        return [(p[3 * i], p[3 * i + 1], p[3 * i + 2]) for i in range(self.n)]
+
+    def _apply_ports(self) -> None:
+        """Points the links at the members' real ports and writes every zoo.cfg."""
+        if self.proxy:
+            with self.proxy._lock:
+                for (_, j), (q, e) in self._links.items():
+                    self.proxy.links[q].target = (HOST, self.members[j].quorum_port)
+                    self.proxy.links[e].target = (HOST, self.members[j].election_port)
         for m in self.members:
             m.cfg_path.write_text(self._cfg_text(m.index))
 
@@ -529,10 +541,26 @@ class Ensemble:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self, timeout: float | None = None) -> "Ensemble":
-        for m in self.members:
-            m.launch()
-        self.wait_serving(None, timeout)
-        return self
+        """Launches every member and waits until all serve. A port taken between probing and
+        binding (another process on the machine) makes that member exit; then every member
+        is stopped, new ports are picked and the ensemble is launched again (bounded)."""
+        for attempt in range(harness.START_ATTEMPTS_MAX):
+            for m in self.members:
+                m.launch()
+            try:
+                self.wait_serving(None, timeout)
+                return self
+            except HarnessError:
+                clash = any(not m.is_running() and "Address already in use" in m.log_tail(200)
+                            for m in self.members)
+                if not clash or attempt == harness.START_ATTEMPTS_MAX - 1:
+                    raise
+            for m in self.members:
+                m.stop(grace=2.0)
+            for m, ports in zip(self.members, self._pick_ports()):
+                m.port, m.quorum_port, m.election_port = ports
+            self._apply_ports()
+        raise HarnessError("unreachable")
 
     def member(self, i: int) -> Member:
         return self.members[i]
