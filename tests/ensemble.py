@@ -895,6 +895,10 @@ class Writer:
         self._session: tuple[int, bytes] | None = None
         self._last_zxid = 0
         self._next = 0
+        self._retarget = False
+        self._active = threading.Event()
+        self._active.set()
+        self._acked_cv = threading.Condition(self._lock)
         self.connected_to: int | None = None
 
     def start(self) -> "Writer":
@@ -915,6 +919,39 @@ class Writer:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=self.attempt_timeout * 3 + 5)
+
+    def retarget(self, members: list[int]) -> None:
+        """From now on use only `members`; reconnect at once if connected elsewhere."""
+        with self._lock:
+            self.members = list(members)
+            self._next = 0
+            self._retarget = True
+
+    def pause(self) -> None:
+        """Stop sending after the current write (resume() to go on)."""
+        self._active.clear()
+
+    def resume(self) -> None:
+        self._active.set()
+
+    def wait_first_ack_since(self, t: float, timeout: float) -> tuple[str, float, float] | None:
+        """The first acknowledged write sent at or after `t` (waits up to `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with self._acked_cv:
+            for _ in range(1_000_000):
+                # writes are sent one at a time, so `acked` is in sending order
+                first = None
+                for a in reversed(self.acked):
+                    if a[1] < t:
+                        break
+                    first = a
+                if first is not None:
+                    return first
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._acked_cv.wait(min(left, 0.5))
+        return None
 
     def ack_count(self) -> int:
         with self._lock:
@@ -943,8 +980,10 @@ class Writer:
         del self.errors[:-10]
 
     def _connect(self) -> zkwire.Connection | None:
-        for _ in range(len(self.members)):
-            i = self.members[self._next % len(self.members)]
+        with self._lock:
+            members = list(self.members)
+        for _ in range(len(members)):
+            i = members[self._next % len(members)]
             self._next += 1
             m = self.ens.members[i]
             try:
@@ -982,6 +1021,15 @@ class Writer:
         n = 0
         try:
             while not self._stop.is_set() and n < self.max_writes:
+                if not self._active.is_set():
+                    self._active.wait(0.1)
+                    continue
+                with self._lock:
+                    if self._retarget:
+                        self._retarget = False
+                        if conn is not None and self.connected_to not in self.members:
+                            conn.close()
+                            conn = None
                 if conn is None:
                     conn = self._connect()
                     if conn is None:
@@ -1004,8 +1052,9 @@ class Writer:
                     continue
                 self._last_zxid = max(self._last_zxid, conn.last_zxid)
                 if rep.err == 0:
-                    with self._lock:
+                    with self._acked_cv:
                         self.acked.append((path, t_sent, time.monotonic()))
+                        self._acked_cv.notify_all()
                 else:
                     self.failed += 1
                     self._note(f"create {path}: {zkwire.err_name(rep.err)}")

@@ -211,6 +211,7 @@ def test_watches_fire_for_writes_through_other_members(clients, base, ens):
     data_q = [queue.Queue() for _ in watchers]
     child_q = [queue.Queue() for _ in watchers]
     for i, zk in enumerate(watchers):
+        zk.sync(f"{base}/w")  # the create may not have reached this member yet
         zk.DataWatch(f"{base}/w", lambda data, stat, event, q=data_q[i]: q.put(data))
         zk.ChildrenWatch(f"{base}/w", lambda children, q=child_q[i]: q.put(sorted(children)))
         assert _next(data_q[i], "initial data") == b"0"
@@ -248,6 +249,7 @@ def test_watch_survives_the_loss_of_its_member(clients, base, ens):
     states = queue.Queue()
     watcher.add_listener(states.put)
     seen = queue.Queue()
+    watcher.sync(f"{base}/x")
     watcher.DataWatch(f"{base}/x", lambda data, stat, event: seen.put(data))
     assert _next(seen, "initial data") == b"before"
     try:
