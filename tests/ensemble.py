@@ -888,6 +888,7 @@ class Writer:
         self.acked: list[tuple[str, float, float]] = []
         self.failed = 0  # attempts without an acknowledgement (result unknown or refused)
         self.reconnects = 0
+        self.connect_failures = 0  # connects or handshakes refused, closed or timed out
         self.errors: list[str] = []  # the last few, for messages
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -989,6 +990,7 @@ class Writer:
             try:
                 conn = zkwire.Connection(m.host, m.port, timeout=self.attempt_timeout)
             except OSError as e:
+                self.connect_failures += 1
                 self._note(f"connect {m.myid}: {e}")
                 continue
             try:
@@ -1012,6 +1014,7 @@ class Writer:
                 return conn
             except (OSError, zkwire.ConnectionClosed, zkwire.FrameTimeout,
                     zkwire.DecodeError) as e:
+                self.connect_failures += 1
                 self._note(f"handshake {m.myid}: {type(e).__name__} {e}")
                 conn.close()
         return None
