@@ -158,7 +158,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=20, help=f"kills per target (<= {ROUNDS_MAX})")
     ap.add_argument("--attempt-timeout", type=float, default=0.5,
                     help="seconds a connect or a write may take before the writer moves on")
-    ap.add_argument("--retry-pause", type=float, default=0.002,
+    ap.add_argument("--retry-pause", type=float, default=0.005,
                     help="seconds between failed attempts")
     ap.add_argument("--keep", action="store_true", help="keep the ensembles' directories")
     args = ap.parse_args()
