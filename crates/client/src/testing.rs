@@ -6,7 +6,8 @@
 //! serves (`ruok`, then a mode in `srvr`), and kills it by PID when dropped (also on panic);
 //! [`Proxy`] — forwards TCP to a server and can drop every connection, stop forwarding (a
 //! network partition that keeps sockets open) or refuse new connections; [`TestEnsemble`] —
-//! a 3.8 ensemble (`QuorumPeerMain`, ZooKeeper only) whose members can be killed one by one.
+//! a replicated ensemble (ZooKeeper's `QuorumPeerMain` by default, or corral members with
+//! [`TestEnsemble::start_target`]) whose members can be killed and restarted one by one.
 //!
 //! Invariants: a missing binary is a panic with the install hint, never a skipped test; every
 //! wait here is bounded in time; only the processes started here are ever killed.
@@ -98,6 +99,24 @@ fn zookeeper_command(dir: &Path, main_class: &str, cfg: &Path) -> Command {
         .arg("-Dzookeeper.4lw.commands.whitelist=*")
         .arg(main_class)
         .arg(cfg);
+    c
+}
+
+/// `corral server --config <cfg>`, the binary being `$CORRAL_BIN` or the workspace's
+/// `target/release/corral`. Panics with the build hint when it is missing.
+fn corral_command(cfg: &Path) -> Command {
+    let bin = std::env::var_os("CORRAL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/corral"));
+    if !bin.exists() {
+        panic!(
+            "corral binary not found at {}: build it with `cargo build --release -p \
+             corral`, set CORRAL_BIN, or use CORRAL_TEST_TARGET=zookeeper",
+            bin.display()
+        );
+    }
+    let mut c = Command::new(bin);
+    c.arg("server").arg("--config").arg(cfg);
     c
 }
 
@@ -239,21 +258,7 @@ impl TestServer {
                 "org.apache.zookeeper.server.ZooKeeperServerMain",
                 cfg,
             ),
-            Target::Corral => {
-                let bin = std::env::var_os("CORRAL_BIN")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace_root().join("target/release/corral"));
-                if !bin.exists() {
-                    panic!(
-                        "corral binary not found at {}: build it with `cargo build --release -p \
-                         corral`, set CORRAL_BIN, or use CORRAL_TEST_TARGET=zookeeper",
-                        bin.display()
-                    );
-                }
-                let mut c = Command::new(bin);
-                c.arg("server").arg("--config").arg(cfg);
-                c
-            }
+            Target::Corral => corral_command(cfg),
         }
     }
 
@@ -357,16 +362,24 @@ pub const ENSEMBLE_START_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 struct Member {
     client_port: u16,
+    observer: bool,
     dir: TempDir,
+    cfg_path: PathBuf,
     child: Option<Child>,
 }
 
-/// An Apache ZooKeeper 3.8 ensemble (`QuorumPeerMain`) on 127.0.0.1, each member with its own
-/// data directory, `myid`, client port and quorum/election ports (tickTime=200). Every member
-/// still running is killed by PID when it is dropped (also on panic). ZooKeeper only: corral
-/// has no ensemble yet.
+/// A replicated ensemble on 127.0.0.1 — Apache ZooKeeper 3.8 (`QuorumPeerMain`, the default)
+/// or corral (`corral server --config`, binary found as for [`TestServer`]) — each member with
+/// its own data directory, `myid`, `zoo.cfg`, client port and quorum/election ports
+/// (tickTime=200, initLimit=10, syncLimit=5). Observers, if any, come after the voters and
+/// have `peerType=observer`. Every member still running is killed by PID when the ensemble is
+/// dropped (also on panic).
+///
+/// Fault injection between members (partitions through per-link proxies) lives in the Python
+/// harness, `tests/ensemble.py`.
 #[derive(Debug)]
 pub struct TestEnsemble {
+    target: Target,
     members: Vec<Member>,
 }
 
@@ -383,25 +396,46 @@ fn distinct_free_ports(n: usize) -> Vec<u16> {
 }
 
 impl TestEnsemble {
-    /// Starts `n` members and waits (at most [`ENSEMBLE_START_TIMEOUT`]) until each reports
-    /// `Mode: leader` or `Mode: follower` in `srvr`.
+    /// Starts `n` Apache ZooKeeper members (whatever `CORRAL_TEST_TARGET` says) and waits (at
+    /// most [`ENSEMBLE_START_TIMEOUT`]) until each reports `Mode: leader` or `follower`.
     pub fn start(n: usize) -> TestEnsemble {
-        assert!(n >= 1, "an ensemble needs a member");
+        TestEnsemble::start_target(Target::Zookeeper, n)
+    }
+
+    /// Starts `n` voting members of `target`.
+    pub fn start_target(target: Target, n: usize) -> TestEnsemble {
+        TestEnsemble::start_with(target, n, 0, &[])
+    }
+
+    /// Starts `voters` voting members and `observers` observers of `target`, with extra
+    /// `zoo.cfg` lines (`key=value`) for every member.
+    pub fn start_with(
+        target: Target,
+        voters: usize,
+        observers: usize,
+        extra_config: &[&str],
+    ) -> TestEnsemble {
+        let n = voters + observers;
+        assert!(voters >= 1, "an ensemble needs a voting member");
         let ports = distinct_free_ports(3 * n);
         let servers: String = (0..n)
             .map(|i| {
                 format!(
-                    "server.{}=127.0.0.1:{}:{}\n",
+                    "server.{}=127.0.0.1:{}:{}{}\n",
                     i + 1,
                     ports[n + 2 * i],
-                    ports[n + 2 * i + 1]
+                    ports[n + 2 * i + 1],
+                    if i >= voters { ":observer" } else { "" }
                 )
             })
             .collect();
+        let extra: String = extra_config.iter().map(|l| format!("{l}\n")).collect();
         let mut ens = TestEnsemble {
+            target,
             members: Vec::with_capacity(n),
         };
         for (i, &client_port) in ports.iter().enumerate().take(n) {
+            let observer = i >= voters;
             let dir = TempDir::new("ensemble");
             let data = dir.path().join("data");
             std::fs::create_dir_all(&data).expect("create data dir");
@@ -409,37 +443,63 @@ impl TestEnsemble {
             let cfg = format!(
                 "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
                  clientPortAddress=127.0.0.1\nmaxSessionTimeout=60000\n\
-                 4lw.commands.whitelist=*\nadmin.enableServer=false\nmaxClientCnxns=0\n{}",
+                 4lw.commands.whitelist=*\nadmin.enableServer=false\nmaxClientCnxns=0\n\
+                 standaloneEnabled=false\nreconfigEnabled=false\n{}{}{}",
                 data.display(),
                 client_port,
+                if observer { "peerType=observer\n" } else { "" },
+                extra,
                 servers
             );
             let cfg_path = dir.path().join("zoo.cfg");
             std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
-            let out =
-                std::fs::File::create(dir.path().join("stdout.log")).expect("create stdout.log");
-            let err = out.try_clone().expect("clone log handle");
-            let mut cmd = zookeeper_command(
-                dir.path(),
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                &cfg_path,
-            );
-            cmd.current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err));
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start ensemble member {}: {e}", i + 1));
             ens.members.push(Member {
                 client_port,
+                observer,
                 dir,
-                child: Some(child),
+                cfg_path,
+                child: None,
             });
+            ens.launch(i);
         }
         let all: Vec<usize> = (0..n).collect();
         ens.wait_serving(&all, ENSEMBLE_START_TIMEOUT);
         ens
+    }
+
+    fn launch(&mut self, i: usize) {
+        let m = &self.members[i];
+        assert!(m.child.is_none(), "member {} already running", i + 1);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(m.dir.path().join("stdout.log"))
+            .expect("open stdout.log");
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = match self.target {
+            Target::Zookeeper => zookeeper_command(
+                m.dir.path(),
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                &m.cfg_path,
+            ),
+            Target::Corral => corral_command(&m.cfg_path),
+        };
+        cmd.current_dir(m.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {:?} ensemble member {}: {e}",
+                self.target,
+                i + 1
+            )
+        });
+        self.members[i].child = Some(child);
+    }
+
+    pub fn target(&self) -> Target {
+        self.target
     }
 
     pub fn len(&self) -> usize {
@@ -448,6 +508,11 @@ impl TestEnsemble {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Whether member `i` was configured as an observer.
+    pub fn is_observer(&self, i: usize) -> bool {
+        self.members[i].observer
     }
 
     pub fn addr(&self, i: usize) -> SocketAddr {
@@ -490,14 +555,32 @@ impl TestEnsemble {
         four_letter_at(self.addr(i), cmd)
     }
 
-    /// `leader`, `follower`, ... from `srvr` (None while not serving).
+    /// `leader`, `follower`, `observer` from `srvr` (None while not serving).
     pub fn mode(&self, i: usize) -> Option<String> {
         self.four_letter(i, "srvr")?
             .lines()
             .find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_string()))
     }
 
-    /// Kills member `i` (SIGKILL) and waits for it.
+    /// The member that reports `Mode: leader`, waiting up to `timeout` for exactly one.
+    pub fn leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leaders: Vec<usize> = (0..self.len())
+                .filter(|&i| self.mode(i).as_deref() == Some("leader"))
+                .collect();
+            if leaders.len() == 1 {
+                return leaders[0];
+            }
+            if Instant::now() > deadline {
+                let modes: Vec<_> = (0..self.len()).map(|i| self.mode(i)).collect();
+                panic!("no single leader within {timeout:?}: modes {modes:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills member `i` (SIGKILL) and waits for it. Its data directory stays.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.members[i].child.take() {
             let _ = c.kill();
@@ -505,7 +588,20 @@ impl TestEnsemble {
         }
     }
 
-    /// Waits until each of `members` reports leader or follower (panics after `timeout`).
+    /// Kills member `i` if it runs, starts it again on the same ports and data directory and
+    /// waits (at most [`ENSEMBLE_START_TIMEOUT`]) until it serves.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpListener::bind(self.addr(i)).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.launch(i);
+        self.wait_serving(&[i], ENSEMBLE_START_TIMEOUT);
+    }
+
+    /// Waits until each of `members` reports leader, follower or observer (panics after
+    /// `timeout`, or at once if one exited).
     pub fn wait_serving(&mut self, members: &[usize], timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
@@ -521,10 +617,12 @@ impl TestEnsemble {
                     }
                 }
             }
-            if members
-                .iter()
-                .all(|&i| matches!(self.mode(i).as_deref(), Some("leader" | "follower")))
-            {
+            if members.iter().all(|&i| {
+                matches!(
+                    self.mode(i).as_deref(),
+                    Some("leader" | "follower" | "observer")
+                )
+            }) {
                 return;
             }
             if Instant::now() > deadline {
