@@ -410,6 +410,9 @@ def test_member_far_behind_catches_up_from_a_snapshot(make_ensemble):
         log = ens.members[behind].log_path.read_text(errors="replace")
         syncs = [l.split(" - ")[-1] for l in log.splitlines() if "Getting a " in l]
         assert syncs and "snapshot" in syncs[-1], f"ZooKeeper synced with {syncs}"
+    else:
+        log = ens.members[behind].log_path.read_text(errors="replace")
+        assert "snapshot from the leader loaded" in log, "corral did not sync by SNAP"
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,6 +32,11 @@ use corral_zab::leader::{self, Leader, LeaderConfig, LeaderStart, PeerId};
 use corral_zab::learner::{self, Learner, LearnerConfig, LearnerStart};
 use std::collections::{BTreeSet, VecDeque};
 
+/// Learner connections kept while LOOKING, for a leadership that may be about to begin.
+pub const EARLY_LEARNERS_MAX: usize = 64;
+/// Packets kept per early learner connection (FOLLOWERINFO is the only one expected).
+const EARLY_PACKETS_MAX: usize = 16;
+
 /// Txns of recent history kept to seed a new leader's committed log.
 pub const HISTORY_TXNS_MAX: usize = leader::COMMIT_LOG_COUNT_DEFAULT;
 
@@ -147,6 +152,9 @@ pub struct Replica {
     next_half_tick_ms: i64,
     leader_sid: Option<Sid>,
     node_out: Vec<Output>,
+    /// Learners that connected (and what they sent) while this member was still LOOKING:
+    /// its election may end a moment after theirs, and they are handed to the leader then.
+    early_learners: Vec<(PeerId, Vec<QuorumPacket>)>,
 }
 
 impl Replica {
@@ -179,6 +187,7 @@ impl Replica {
             next_half_tick_ms: now.mono_ms,
             leader_sid: None,
             node_out: Vec::new(),
+            early_learners: Vec::new(),
         };
         for (z, b) in recent {
             r.push_history(z, b);
@@ -292,6 +301,17 @@ impl Replica {
         self.next_half_tick_ms = now.mono_ms + half;
         out.push(ReplicaOutput::ListenForLearners(true));
         self.leader_actions(actions, now, out);
+        for (peer, packets) in std::mem::take(&mut self.early_learners) {
+            let State::Leading(l) = &mut self.state else {
+                out.push(ReplicaOutput::ClosePeer { peer });
+                continue;
+            };
+            let mut a = l.connected(peer);
+            for p in packets {
+                a.extend(l.step(peer, p));
+            }
+            self.leader_actions(a, now, out);
+        }
     }
 
     /// The election chose `leader`: follow it (or observe, for an observer).
@@ -319,6 +339,9 @@ impl Replica {
         };
         self.leader_sid = Some(leader);
         self.next_half_tick_ms = now.mono_ms + self.half_tick_ms();
+        for (peer, _) in std::mem::take(&mut self.early_learners) {
+            out.push(ReplicaOutput::ClosePeer { peer });
+        }
         out.push(ReplicaOutput::ConnectLeader { sid: leader });
     }
 
@@ -360,11 +383,15 @@ impl Replica {
     // ---- the leader -----------------------------------------------------------------
 
     pub fn peer_connected(&mut self, peer: PeerId, now: Now, out: &mut Vec<ReplicaOutput>) {
-        if let State::Leading(l) = &mut self.state {
-            let a = l.connected(peer);
-            self.leader_actions(a, now, out);
-        } else {
-            out.push(ReplicaOutput::ClosePeer { peer });
+        match &mut self.state {
+            State::Leading(l) => {
+                let a = l.connected(peer);
+                self.leader_actions(a, now, out);
+            }
+            State::Looking if self.early_learners.len() < EARLY_LEARNERS_MAX => {
+                self.early_learners.push((peer, Vec::new()));
+            }
+            _ => out.push(ReplicaOutput::ClosePeer { peer }),
         }
     }
 
@@ -375,13 +402,25 @@ impl Replica {
         now: Now,
         out: &mut Vec<ReplicaOutput>,
     ) {
-        if let State::Leading(l) = &mut self.state {
-            let a = l.step(peer, packet);
-            self.leader_actions(a, now, out);
+        match &mut self.state {
+            State::Leading(l) => {
+                let a = l.step(peer, packet);
+                self.leader_actions(a, now, out);
+            }
+            State::Looking => {
+                if let Some((_, packets)) = self.early_learners.iter_mut().find(|(p, _)| *p == peer)
+                {
+                    if packets.len() < EARLY_PACKETS_MAX {
+                        packets.push(packet);
+                    }
+                }
+            }
+            State::Learning(_) => {}
         }
     }
 
     pub fn peer_disconnected(&mut self, peer: PeerId, now: Now, out: &mut Vec<ReplicaOutput>) {
+        self.early_learners.retain(|(p, _)| *p != peer);
         if let State::Leading(l) = &mut self.state {
             let a = l.disconnected(peer);
             self.leader_actions(a, now, out);
