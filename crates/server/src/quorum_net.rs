@@ -38,6 +38,12 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub const SNAP_STREAM_BYTES_MAX: usize = 8 << 30;
 /// Wait between attempts to reach the leader's quorum port.
 const CONNECT_RETRY: Duration = Duration::from_millis(20);
+/// Refused connections tolerated before giving up on a leader. A corral member listens on
+/// its quorum port from start-up, so a refusal means the elected leader is gone (the
+/// election acted on stale votes); a ZooKeeper leader opens the port a moment after
+/// deciding, which a few retries cover. Giving up sends the learner back to election at
+/// once instead of after initLimit.
+const CONNECT_REFUSED_MAX: u32 = 5;
 
 /// What the core tells a connection's writer.
 #[derive(Debug)]
@@ -128,8 +134,17 @@ pub fn connect_leader(
 ) {
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
+        let mut refused = 0;
         loop {
             match tokio::time::timeout(deadline, TcpStream::connect(addr)).await {
+                Ok(Err(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && refused + 1 >= CONNECT_REFUSED_MAX =>
+                {
+                    tracing::warn!(%addr, "the leader refuses connections; back to election");
+                    let _ = events.send(QuorumEvent::LeaderClosed { gen });
+                    return;
+                }
                 Ok(Ok(stream)) => {
                     let out =
                         spawn_connection(stream, Side::Learner(gen), events.clone(), tree_cfg);
@@ -137,6 +152,9 @@ pub fn connect_leader(
                     return;
                 }
                 Ok(Err(e)) if started.elapsed() < deadline => {
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                        refused += 1;
+                    }
                     tracing::debug!(%addr, "leader not reachable yet: {e}");
                     tokio::time::sleep(CONNECT_RETRY).await;
                 }
