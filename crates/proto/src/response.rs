@@ -308,7 +308,9 @@ mod tests {
         let stat = Stat::default();
         let kids = vec!["a".to_owned(), "lock-0000000001".to_owned()];
         let cases = [
-            Response::Create { path: "/a/b".into() },
+            Response::Create {
+                path: "/a/b".into(),
+            },
             Response::Sync { path: "/".into() },
             Response::Create2 {
                 path: "/x".into(),
