@@ -5,9 +5,13 @@ Draws two panels, throughput (ops/s) and p99 latency (µs), each with one bar pe
 server and workload: the bar is the mean over rounds, the whisker spans min..max.
 Both axes are logarithmic because the workloads differ by orders of magnitude.
 
-Usage:
-    .venv/bin/pip install matplotlib
-    .venv/bin/python bench/plot.py compare.json -o bench/compare.png
+Usage (matplotlib is in tests/requirements.txt, so the .venv that .ci/run makes has it):
+    python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt
+    .venv/bin/python bench/plot.py compare.json            # writes bench/results.png
+    .venv/bin/python bench/plot.py compare.json -o other.png
+
+For a --compare JSON each workload's pair of bars is labelled with the A/B ratio of the
+means (throughput: above 1 means A is faster; p99: below 1 means A is better).
 
 A single-server JSON (`corral bench --json`) is drawn the same way with one bar per
 workload.
@@ -30,6 +34,13 @@ def series(results_per_round):
     return out
 
 
+def short_version(v):
+    """'3.8.0-${mvngit.commit.id}, built on ...' -> '3.8.0' (unexpanded build placeholders
+    and the build date are noise in a legend)."""
+    v = v.split(",")[0].strip()
+    return v.split("-${")[0]
+
+
 def load(path):
     """[(label, {workload: (ops list, p99 list)})], workload order, title."""
     with open(path, encoding="utf-8") as f:
@@ -39,7 +50,7 @@ def load(path):
         for key in ("a", "b"):
             info = doc["servers"][key]
             rounds = [r[key]["results"] for r in doc["rounds"]]
-            sides.append((f'{info["label"]} ({info["version"].split(",")[0]})', series(rounds)))
+            sides.append((f'{info["label"]} ({short_version(info["version"])})', series(rounds)))
         order = [r["workload"] for r in doc["rounds"][0]["a"]["results"]]
         n = len(doc["rounds"])
         title = f'{doc["servers"]["a"]["label"]} vs {doc["servers"]["b"]["label"]}, ' \
@@ -57,7 +68,7 @@ def load(path):
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("json", help="file written by corral bench --json")
-    p.add_argument("-o", "--output", default="bench.png", help="PNG to write")
+    p.add_argument("-o", "--output", default="bench/results.png", help="PNG to write")
     a = p.parse_args(argv)
 
     import matplotlib
@@ -71,6 +82,7 @@ def main(argv):
     panels = [(0, "throughput (ops/s, higher is better)"),
               (1, "p99 latency (µs, lower is better)")]
     for ax, (idx, label) in zip(axes, panels):
+        all_means, tops = [], []
         for k, (name, data) in enumerate(sides):
             means, lo, hi = [], [], []
             for w in order:
@@ -81,6 +93,15 @@ def main(argv):
                 hi.append(max(vals) - m)
             pos = [x - 0.4 + width * (k + 0.5) for x in xs]
             ax.bar(pos, means, width, yerr=[lo, hi], capsize=3, label=name)
+            all_means.append(means)
+            tops.append([m + h for m, h in zip(means, hi)])
+        if len(all_means) == 2:
+            # The A/B ratio of the means above each pair of bars.
+            for x, a_m, b_m, ta, tb in zip(xs, all_means[0], all_means[1], *tops):
+                if a_m > 0 and b_m > 0:
+                    top = max(t for t in (ta, tb) if t == t)
+                    ax.annotate(f"{a_m / b_m:.2f}×", (x, top), xytext=(0, 3),
+                                textcoords="offset points", ha="center", fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel(label)
         ax.grid(axis="y", which="both", alpha=0.3)

@@ -27,6 +27,10 @@ use tokio::time::Instant;
 /// Longest pause after a whole round of hosts failed (the Java client sleeps up to 1 s).
 pub const RECONNECT_BACKOFF_MS_MAX: u64 = 1000;
 
+/// Most commands taken from the handles' queue before the connection is written to: requests
+/// submitted together are sent in one write, and a flood still gets written in bounded steps.
+const COMMANDS_PER_WRITE_MAX: usize = 256;
+
 /// Commands from [`crate::Client`] handles.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -207,7 +211,20 @@ impl Driver {
                     Ok(0) | Err(_) => return,
                     Ok(n) => wbuf.advance(n),
                 },
-                cmd = self.cmds.recv(), if !self.handles_gone => self.handle(cmd),
+                cmd = self.cmds.recv(), if !self.handles_gone => {
+                    self.handle(cmd);
+                    // Take what else is queued now, so that requests submitted together
+                    // leave in one write instead of one write (and syscall) each.
+                    for _ in 1..COMMANDS_PER_WRITE_MAX {
+                        match self.cmds.try_recv() {
+                            Ok(cmd) => self.handle(Some(cmd)),
+                            Err(_) => break,
+                        }
+                        if self.drop_requested || self.core.state().is_terminal() {
+                            break;
+                        }
+                    }
+                }
                 _ = tokio::time::sleep_until(wake) => {
                     if self.core.tick(now_std()) == TickAction::ReadTimeout {
                         tracing::debug!("read timeout; reconnecting");

@@ -243,6 +243,12 @@ impl Writer {
         self.buf.freeze()
     }
 
+    /// Makes room for at least `additional` more bytes, so that a record whose size is
+    /// known up front is written with one allocation instead of a growth step per field.
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.buf
     }

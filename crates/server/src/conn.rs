@@ -158,10 +158,14 @@ async fn run(
     }
 
     // Phase 2: requests, until EOF, a bad frame, or the writer closing the connection.
+    // One `Notified` for the whole loop (not one per frame): the writer's `notify_one`
+    // either wakes it or leaves a permit that its next poll takes.
+    let writer_closed = closed.notified();
+    tokio::pin!(writer_closed);
     loop {
         let body = tokio::select! {
             b = read_frame(&mut rd, &mut buf, ctx.max_frame_bytes, None) => b,
-            _ = closed.notified() => None,
+            _ = &mut writer_closed => None,
         };
         let Some(body) = body else { break };
         let mut r = Reader::new(body.freeze());
@@ -240,15 +244,20 @@ async fn write_loop(
     let mut closing = false;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
+        // Counters are published once per write, not per frame: the server-wide ones are
+        // shared by every connection's writer, and touching them per frame costs more than
+        // building a small reply.
+        let mut frames = 0u64;
+        let mut last_bytes = 0u64;
+        let mut max_bytes = 0u64;
         // Gather what is already queued into one write.
         while let Some(item) = next.take() {
             match item {
                 ConnOut::Frame(f) => {
-                    stats.last_response_bytes.store(f.len() as u64, Relaxed);
-                    stats.max_response_bytes.fetch_max(f.len() as u64, Relaxed);
+                    last_bytes = f.len() as u64;
+                    max_bytes = max_bytes.max(last_bytes);
+                    frames += 1;
                     batch.extend_from_slice(&f);
-                    cstats.sent.fetch_add(1, Relaxed);
-                    stats.packets_sent.fetch_add(1, Relaxed);
                 }
                 ConnOut::Close => {
                     closing = true;
@@ -259,6 +268,12 @@ async fn write_loop(
                 break;
             }
             next = rx.try_recv().ok();
+        }
+        if frames > 0 {
+            stats.last_response_bytes.store(last_bytes, Relaxed);
+            stats.max_response_bytes.fetch_max(max_bytes, Relaxed);
+            stats.packets_sent.fetch_add(frames, Relaxed);
+            cstats.sent.fetch_add(frames, Relaxed);
         }
         if !batch.is_empty() {
             if wr.write_all(&batch).await.is_err() {

@@ -64,7 +64,7 @@ impl DataTree {
     ) -> Result<Response, ErrorCode> {
         let id = self.lookup(&req.path).ok_or(ErrorCode::NoNode)?;
         let n = self.arena.get(id);
-        self.check_read(caller, &self.acls.get(n.acl).clone(), need::READ)?;
+        self.check_read(caller, self.acls.get(n.acl), need::READ)?;
         let resp = Response::GetData {
             data: n.data.clone(),
             stat: self.client_stat(n),
@@ -85,7 +85,7 @@ impl DataTree {
     ) -> Result<Response, ErrorCode> {
         let id = self.lookup(&req.path).ok_or(ErrorCode::NoNode)?;
         let n = self.arena.get(id);
-        self.check_read(caller, &self.acls.get(n.acl).clone(), need::READ)?;
+        self.check_read(caller, self.acls.get(n.acl), need::READ)?;
         let stat = self.client_stat(n);
         let children: Vec<String> = self
             .children_ids(id)
