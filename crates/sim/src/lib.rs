@@ -242,6 +242,8 @@ pub struct Sim {
     healing: bool,
     pub stats: Stats,
     config_text: Bytes,
+    /// Trace every quorum packet (`CORRAL_SIM_VERBOSE`).
+    verbose: bool,
 }
 
 fn now_of(ms: u64) -> Now {
@@ -321,6 +323,7 @@ impl Sim {
             healing: false,
             stats: Stats::default(),
             config_text: Bytes::from(text),
+            verbose: std::env::var_os("CORRAL_SIM_VERBOSE").is_some(),
         }
     }
 
@@ -1219,6 +1222,15 @@ impl Sim {
         let Some(m) = m else { return };
         let (learner, leader) = (c.learner, c.leader);
         let now = now_of(self.now);
+        if self.verbose {
+            let what = match &m {
+                QMsg::Packet(p) => format!("{:?} {}", p.packet_type, zx(p.zxid)),
+                QMsg::Snap { zxid, .. } => format!("snapshot {}", zx(*zxid)),
+                QMsg::Eof => "EOF".into(),
+            };
+            let (f, t) = if to_leader { (learner, leader) } else { (leader, learner) };
+            self.log(format!("  {f}->{t} {what}"));
+        }
         if to_leader {
             let Some(l) = self.live(leader) else { return };
             if !l.peers.contains(&conn) {
