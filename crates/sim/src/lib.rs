@@ -51,7 +51,7 @@ use corral_zab::election::{Action as EAction, Election, ElectionConfig};
 use corral_zab::sim::Rng;
 use net::{CConn, CMsg, QConn, QMsg, SMsg};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 /// The simulated clock ticks every this many ms (replicas, elections, clients).
 pub const TICK_MS: u64 = 10;
@@ -229,8 +229,8 @@ pub struct Sim {
     servers: BTreeMap<Sid, Server>,
     voters: BTreeSet<Sid>,
     observers: BTreeSet<Sid>,
-    qconns: HashMap<u64, QConn>,
-    cconns: HashMap<u64, CConn>,
+    qconns: BTreeMap<u64, QConn>,
+    cconns: BTreeMap<u64, CConn>,
     next_id: u64,
     /// Blocked server pairs (both orders), by partition id.
     partitions: BTreeMap<u64, BTreeSet<(Sid, Sid)>>,
@@ -244,6 +244,8 @@ pub struct Sim {
     config_text: Bytes,
     /// Trace every quorum packet (`CORRAL_SIM_VERBOSE`).
     verbose: bool,
+    /// Keep the whole trace and print it at the end (`CORRAL_SIM_DUMP`).
+    dump: bool,
 }
 
 fn now_of(ms: u64) -> Now {
@@ -311,8 +313,8 @@ impl Sim {
             servers,
             voters,
             observers,
-            qconns: HashMap::new(),
-            cconns: HashMap::new(),
+            qconns: BTreeMap::new(),
+            cconns: BTreeMap::new(),
             next_id: 1,
             partitions: BTreeMap::new(),
             clients,
@@ -324,6 +326,7 @@ impl Sim {
             stats: Stats::default(),
             config_text: Bytes::from(text),
             verbose: std::env::var_os("CORRAL_SIM_VERBOSE").is_some(),
+            dump: std::env::var_os("CORRAL_SIM_DUMP").is_some(),
         }
     }
 
@@ -352,7 +355,7 @@ impl Sim {
     }
 
     fn log(&mut self, s: impl Into<String>) {
-        if self.trace.len() == TRACE_EVENTS_MAX {
+        if self.trace.len() == TRACE_EVENTS_MAX && !self.dump {
             self.trace.pop_front();
         }
         let s = format!("t{} {}", self.now, s.into());
@@ -436,6 +439,11 @@ impl Sim {
             }
         }
         self.final_checks();
+        if self.dump {
+            for e in &self.trace {
+                println!("{e}");
+            }
+        }
         self.stats.end_ms = self.now;
         self.stats.clone()
     }
@@ -1462,6 +1470,9 @@ impl Sim {
             },
         );
         let now = self.now;
+        if self.verbose {
+            self.log(format!("client {ci} connects to {server} (conn {id})"));
+        }
         let c = &mut self.clients[ci];
         c.conn = Some(id);
         c.connected = false;
@@ -1489,6 +1500,9 @@ impl Sim {
     fn client_lost(&mut self, ci: usize, conn: u64) {
         let now = self.now;
         let back = 20 + self.rng.below(200);
+        if self.verbose && self.clients[ci].conn == Some(conn) {
+            self.log(format!("client {ci} lost conn {conn}"));
+        }
         let c = &mut self.clients[ci];
         if c.conn != Some(conn) {
             return;
