@@ -95,7 +95,7 @@ impl Params {
         Params {
             voters,
             observers: if r.chance(300) { 1 } else { 0 },
-            clients: 2 + r.below(4) as usize,
+            clients: 2 + r.below(6) as usize,
             chaos_ms: 6_000 + r.below(6_000),
             settle_ms: 30_000,
             delay_max_ms: 1 + r.below(20),
@@ -107,7 +107,7 @@ impl Params {
             partition_weight: r.below(4) as u32,
             cut_weight: r.below(4) as u32,
             snapshot_per_mille: [0, 20, 100][r.below(3) as usize],
-            op_every_ms: 5 + r.below(100),
+            op_every_ms: 1 + r.below(40),
         }
     }
 }
@@ -128,6 +128,24 @@ pub struct Stats {
     pub ops_unknown: u64,
     pub writes_committed: u64,
     pub end_ms: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.events += o.events;
+        self.elections_decided += o.elections_decided;
+        self.established += o.established;
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.cuts += o.cuts;
+        self.snaps_sent += o.snaps_sent;
+        self.truncates += o.truncates;
+        self.reloads += o.reloads;
+        self.ops_ok += o.ops_ok;
+        self.ops_unknown += o.ops_unknown;
+        self.writes_committed += o.writes_committed;
+        self.end_ms += o.end_ms;
+    }
 }
 
 #[derive(Debug)]
@@ -1875,7 +1893,10 @@ impl Sim {
         let mut roll = self.rng.below(total as u64) as u32;
         let sids: Vec<Sid> = self.servers.keys().copied().collect();
         if roll < w[0] {
-            let sid = sids[self.rng.below(sids.len() as u64) as usize];
+            let mut sid = sids[self.rng.below(sids.len() as u64) as usize];
+            if self.rng.chance(400) {
+                sid = self.current_leader().unwrap_or(sid);
+            }
             if self.is_up(sid) {
                 self.crash(sid);
                 let d = 50 + self.rng.below(3_000);
@@ -1889,6 +1910,12 @@ impl Sim {
             let n = sids.len();
             let k = 1 + self.rng.below((n / 2) as u64) as usize;
             let mut side = BTreeSet::new();
+            // Often the leader is on the small side: the interesting case.
+            if self.rng.chance(600) {
+                if let Some(l) = self.current_leader() {
+                    side.insert(l);
+                }
+            }
             while side.len() < k {
                 side.insert(sids[self.rng.below(n as u64) as usize]);
             }
@@ -1946,6 +1973,18 @@ impl Sim {
                 self.ccut(c);
             }
         }
+    }
+
+    fn current_leader(&self) -> Option<Sid> {
+        self.servers
+            .values()
+            .filter(|s| {
+                s.live
+                    .as_ref()
+                    .is_some_and(|l| l.replica.role() == Role::Leading && l.replica.is_serving())
+            })
+            .map(|s| s.sid)
+            .next_back()
     }
 
     fn heal(&mut self) {

@@ -26,10 +26,12 @@ fn seeds() {
     // The report is printed below; the default hook would add a backtrace per seed.
     std::panic::set_hook(Box::new(|_| {}));
     let mut failed = Vec::new();
+    let mut total = corral_sim::Stats::default();
     for seed in seeds {
         let r = catch_unwind(AssertUnwindSafe(|| corral_sim::run_seed(seed)));
         match r {
             Ok(stats) => {
+                total.add(&stats);
                 if verbose {
                     println!("seed {seed}: {stats:?}");
                 }
@@ -50,6 +52,7 @@ fn seeds() {
             }
         }
     }
+    println!("total over the passing seeds: {total:?}");
     assert!(failed.is_empty(), "failed seeds: {failed:?}");
 }
 
