@@ -264,6 +264,8 @@ pub struct Sim {
     verbose: bool,
     /// Keep the whole trace and print it at the end (`CORRAL_SIM_DUMP`).
     dump: bool,
+    /// Members a call reached since the last check (only they can have changed).
+    touched: BTreeSet<Sid>,
 }
 
 fn now_of(ms: u64) -> Now {
@@ -344,6 +346,7 @@ impl Sim {
             stats: Stats::default(),
             config_text: Bytes::from(text),
             verbose: std::env::var_os("CORRAL_SIM_VERBOSE").is_some(),
+            touched: BTreeSet::new(),
             dump: std::env::var_os("CORRAL_SIM_DUMP").is_some(),
         }
     }
@@ -652,6 +655,7 @@ impl Sim {
 
     /// Carries out a replica's outputs, in order (outputs they cause go after them).
     fn apply(&mut self, sid: Sid, outs: Vec<ReplicaOutput>) {
+        self.touched.insert(sid);
         let mut q: VecDeque<ReplicaOutput> = outs.into();
         while let Some(o) = q.pop_front() {
             if !self.is_up(sid) {
@@ -1106,6 +1110,7 @@ impl Sim {
                 ));
             }
             self.live(sid).expect("up").replica.reload(tree, zxid);
+            self.touched.insert(sid);
         }
         self.schedule_fsync(sid);
     }
@@ -1412,6 +1417,7 @@ impl Sim {
                 }
                 CMsg::Eof => {
                     l.replica.disconnected(conn);
+                    self.touched.insert(server);
                     if let Some(c) = self.cconns.get_mut(&conn) {
                         c.dead = true;
                     }
@@ -1824,7 +1830,9 @@ impl Sim {
 
     /// After every event.
     fn check_step(&mut self) {
-        for (sid, srv) in &self.servers {
+        let touched = std::mem::take(&mut self.touched);
+        for sid in &touched {
+            let srv = &self.servers[sid];
             let Some(l) = &srv.live else { continue };
             let r = &l.replica;
             let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check_invariants()));
