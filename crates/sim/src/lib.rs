@@ -996,8 +996,9 @@ impl Sim {
         }
         let srv = self.servers.get_mut(&sid).expect("known");
         if let Some(last) = srv.disk.log.last() {
-            if last.header.zxid >= z {
-                let lz = last.header.zxid;
+            let lz = last.header.zxid;
+            // Within an epoch the one leader numbers txns consecutively: a hole is a lost txn.
+            if lz >= z || (epoch_of(lz) == epoch_of(z) && lz + 1 != z) {
                 self.fail(&format!("{sid}: log goes from {} to {}", zx(lz), zx(z)));
             }
         }
@@ -1084,6 +1085,19 @@ impl Sim {
         d.durable_len = d.durable_len.min(keep);
         d.snaps.retain(|s| s.0 <= zxid);
         d.gen += 1;
+        let ends_at = d
+            .log
+            .last()
+            .map(|e| e.header.zxid)
+            .or(d.snaps.last().map(|s| s.0))
+            .unwrap_or(0);
+        if ends_at != zxid {
+            self.fail(&format!(
+                "{sid}: TRUNC to {} leaves a history ending at {}: the learner never had that txn",
+                zx(zxid),
+                zx(ends_at)
+            ));
+        }
         srv.live.as_mut().expect("up").fsync_in_flight = false;
         if reload {
             self.stats.reloads += 1;
