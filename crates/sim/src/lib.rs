@@ -83,6 +83,7 @@ pub struct Params {
     pub crash_weight: u32,
     pub partition_weight: u32,
     pub cut_weight: u32,
+    pub pause_weight: u32,
     /// Chance that a completed fsync is followed by a snapshot of the tree.
     pub snapshot_per_mille: u32,
     pub op_every_ms: u64,
@@ -101,11 +102,12 @@ impl Params {
             delay_max_ms: 1 + r.below(20),
             election_drop_per_mille: [0, 20, 100, 300][r.below(4) as usize],
             election_dup_per_mille: [0, 20, 100][r.below(3) as usize],
-            fsync_max_ms: 1 + r.below(30),
+            fsync_max_ms: [2, 10, 30, 120][r.below(4) as usize],
             fault_every_ms: [0, 300, 800, 2_000][r.below(4) as usize],
             crash_weight: r.below(4) as u32,
             partition_weight: r.below(4) as u32,
             cut_weight: r.below(4) as u32,
+            pause_weight: r.below(3) as u32,
             snapshot_per_mille: [0, 20, 100][r.below(3) as usize],
             op_every_ms: 1 + r.below(40),
         }
@@ -121,6 +123,7 @@ pub struct Stats {
     pub crashes: u64,
     pub partitions: u64,
     pub cuts: u64,
+    pub pauses: u64,
     pub snaps_sent: u64,
     pub truncates: u64,
     pub reloads: u64,
@@ -138,6 +141,7 @@ impl Stats {
         self.crashes += o.crashes;
         self.partitions += o.partitions;
         self.cuts += o.cuts;
+        self.pauses += o.pauses;
         self.snaps_sent += o.snaps_sent;
         self.truncates += o.truncates;
         self.reloads += o.reloads;
@@ -266,6 +270,8 @@ pub struct Sim {
     dump: bool,
     /// Members a call reached since the last check (only they can have changed).
     touched: BTreeSet<Sid>,
+    /// Members paused (a long GC, a stopped VM) until a time: they process nothing.
+    paused: BTreeMap<Sid, u64>,
 }
 
 fn now_of(ms: u64) -> Now {
@@ -347,6 +353,7 @@ impl Sim {
             config_text: Bytes::from(text),
             verbose: std::env::var_os("CORRAL_SIM_VERBOSE").is_some(),
             touched: BTreeSet::new(),
+            paused: BTreeMap::new(),
             dump: std::env::var_os("CORRAL_SIM_DUMP").is_some(),
         }
     }
@@ -469,7 +476,37 @@ impl Sim {
         self.stats.clone()
     }
 
+    /// The member an event is handled by, if one alone.
+    fn target(&self, ev: &Ev) -> Option<Sid> {
+        match ev {
+            Ev::Elect { to, .. } => Some(*to),
+            Ev::Fsync { sid, .. } => Some(*sid),
+            Ev::QDeliver { conn, to_leader } => self
+                .qconns
+                .get(conn)
+                .map(|c| if *to_leader { c.leader } else { c.learner }),
+            Ev::QConnect(conn) => self.qconns.get(conn).map(|c| {
+                if self.paused.contains_key(&c.learner) {
+                    c.learner
+                } else {
+                    c.leader
+                }
+            }),
+            Ev::CDeliver {
+                conn,
+                to_server: true,
+            } => self.cconns.get(conn).map(|c| c.server),
+            _ => None,
+        }
+    }
+
     fn event(&mut self, ev: Ev) {
+        let now = self.now;
+        self.paused.retain(|_, until| *until > now);
+        if let Some(until) = self.target(&ev).and_then(|s| self.paused.get(&s)).copied() {
+            self.at(until, ev);
+            return;
+        }
         match ev {
             Ev::Tick => {
                 self.tick();
@@ -505,6 +542,9 @@ impl Sim {
         let now = now_of(self.now);
         let sids: Vec<Sid> = self.servers.keys().copied().collect();
         for sid in sids {
+            if self.paused.contains_key(&sid) {
+                continue;
+            }
             let Some(l) = self.live(sid) else { continue };
             let mut out = Vec::new();
             l.replica.tick(now, &mut out);
@@ -629,6 +669,7 @@ impl Sim {
             return;
         }
         srv.inc += 1;
+        self.paused.remove(&sid);
         let lost = srv.disk.log.len() - srv.disk.durable_len;
         srv.disk.log.truncate(srv.disk.durable_len);
         self.stats.crashes += 1;
@@ -1907,7 +1948,12 @@ impl Sim {
     // ---- faults ----------------------------------------------------------------------
 
     fn fault(&mut self) {
-        let w = [self.p.crash_weight, self.p.partition_weight, self.p.cut_weight];
+        let w = [
+            self.p.crash_weight,
+            self.p.partition_weight,
+            self.p.cut_weight,
+            self.p.pause_weight,
+        ];
         let total: u32 = w.iter().sum();
         if total == 0 {
             return;
@@ -1967,6 +2013,20 @@ impl Sim {
             self.after(d, Ev::HealPartition(id));
             return;
         }
+        roll -= w[1];
+        if roll >= w[2] {
+            let mut sid = sids[self.rng.below(sids.len() as u64) as usize];
+            if self.rng.chance(500) {
+                sid = self.current_leader().unwrap_or(sid);
+            }
+            if self.is_up(sid) && !self.paused.contains_key(&sid) {
+                let d = 200 + self.rng.below(2_500);
+                self.stats.pauses += 1;
+                self.log(format!("PAUSE {sid} for {d} ms"));
+                self.paused.insert(sid, self.now + d);
+            }
+            return;
+        }
         // Cut one quorum or client connection.
         self.stats.cuts += 1;
         if self.rng.chance(500) {
@@ -2013,6 +2073,7 @@ impl Sim {
         self.healing = true;
         self.log("HEAL".to_string());
         self.partitions.clear();
+        self.paused.clear();
         self.p.election_drop_per_mille = 0;
         self.p.election_dup_per_mille = 0;
         let down: Vec<Sid> = self
