@@ -57,6 +57,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 pub const TICK_MS: u64 = 10;
 /// ZooKeeper's `tickTime` of the simulated ensemble.
 pub const ZK_TICK_MS: i64 = 100;
+/// Events one run may take before it is declared a livelock.
+const EVENTS_MAX: u64 = 3_000_000;
 /// Events kept for a failure report.
 const TRACE_EVENTS_MAX: usize = 300;
 /// Wall clock at simulated time 0.
@@ -461,6 +463,9 @@ impl Sim {
             self.check_step();
             if self.healing && self.now.is_multiple_of(TICK_MS) && self.converged() {
                 break;
+            }
+            if self.stats.events > EVENTS_MAX {
+                self.fail("event storm: too many events (a livelock?)");
             }
             if self.now > deadline {
                 self.fail("no convergence after healing");
@@ -1965,10 +1970,21 @@ impl Sim {
             if self.rng.chance(400) {
                 sid = self.current_leader().unwrap_or(sid);
             }
-            if self.is_up(sid) {
-                self.crash(sid);
-                let d = 50 + self.rng.below(3_000);
-                self.after(d, Ev::Restart(sid));
+            let mut victims = vec![sid];
+            if self.rng.chance(300) {
+                // A power cut: a majority goes down at once, losing unsynced log tails.
+                victims = sids.clone();
+                while victims.len() > sids.len() / 2 + 1 {
+                    let i = self.rng.below(victims.len() as u64) as usize;
+                    victims.remove(i);
+                }
+            }
+            for sid in victims {
+                if self.is_up(sid) {
+                    self.crash(sid);
+                    let d = 50 + self.rng.below(3_000);
+                    self.after(d, Ev::Restart(sid));
+                }
             }
             return;
         }
