@@ -77,11 +77,15 @@ impl LearnerPipeline {
     }
 
     pub(crate) fn take_half_open(&mut self) -> Vec<ConnId> {
-        self.creating
+        let mut conns: Vec<ConnId> = self
+            .creating
             .drain()
             .chain(self.revalidating.drain())
             .map(|(_, h)| h.conn)
-            .collect()
+            .collect();
+        // Sorted: outputs must not depend on the hash maps' (random) order.
+        conns.sort_unstable();
+        conns
     }
 
     fn touch(&mut self, session_id: i64, timeout_ms: i32) {

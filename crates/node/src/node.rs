@@ -195,7 +195,9 @@ impl Node {
     /// tree, and their clients reconnect elsewhere.
     pub fn stop_serving(&mut self, out: &mut Vec<Output>) {
         self.serving = false;
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        // Sorted: outputs must not depend on the hash map's (random) order.
+        conns.sort_unstable();
         for conn in conns {
             self.drop_connection(conn);
             out.push(Output::Close { conn });

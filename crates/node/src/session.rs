@@ -147,7 +147,14 @@ impl SessionTracker {
             if at > now_ms {
                 break;
             }
-            let ids = self.buckets.remove(&at).unwrap_or_default();
+            // Sorted: the expiry txns must come in the same order on every run.
+            let mut ids: Vec<i64> = self
+                .buckets
+                .remove(&at)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            ids.sort_unstable();
             for id in ids {
                 if let Some(t) = self.sessions.get_mut(&id) {
                     t.closing = true;

@@ -263,7 +263,9 @@ impl Learner {
                 out.push(Action::ExpectSnapshot(p.zxid));
             }
             (Stage::Syncing | Stage::AwaitUpToDate | Stage::Serving, PacketType::Proposal) => {
-                if self.cfg.observer {
+                // A DIFF sync sends PROPOSAL + COMMIT pairs to observers too (Java's
+                // `queueCommittedProposals`); only the live stream uses INFORM.
+                if self.cfg.observer && self.stage != Stage::Syncing {
                     return self.lose("an observer got a PROPOSAL");
                 }
                 if p.zxid <= self.last_logged {
