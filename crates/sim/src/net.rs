@@ -15,7 +15,10 @@ use std::collections::VecDeque;
 pub enum QMsg {
     Packet(QuorumPacket),
     /// SNAP's body: the serialised stream that follows the SNAP packet.
-    Snap { zxid: i64, bytes: Vec<u8> },
+    Snap {
+        zxid: i64,
+        bytes: Vec<u8>,
+    },
     /// The sender closed its end.
     Eof,
 }
