@@ -324,4 +324,9 @@ def test_auth_failure_and_reserved_nodes(server):
     assert t.out(2) == ["Arguments are not valid : /zookeeper/quota"], ctx
     assert t.out(3) == ["Arguments are not valid : /zookeeper"], ctx
     assert ("AuthFailed", "None", "null") in t.events, ctx
-    assert "KeeperErrorCode = AuthFailed for /zkcli-mark-4" in t.out(5) + t.out(4), ctx
+    # What zkCli prints for the next command races with its own event thread: if the
+    # AuthFailed event has already been handled it says "Not connected", otherwise the
+    # client library throws AuthFailed. Both happen against ZooKeeper as well.
+    after = t.out(5) + t.out(4)
+    assert ("KeeperErrorCode = AuthFailed for /zkcli-mark-4" in after
+            or "Not connected" in after), ctx
