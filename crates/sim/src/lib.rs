@@ -1041,8 +1041,15 @@ impl Sim {
             }
         }
         let srv = self.servers.get_mut(&sid).expect("known");
-        if let Some(last) = srv.disk.log.last() {
-            let lz = last.header.zxid;
+        // The history on disk ends at the last logged txn or at the newest snapshot, which
+        // may be ahead of the log (it is taken from the tree, which can be ahead of fsync).
+        let history_end = srv
+            .disk
+            .log
+            .last()
+            .map(|e| e.header.zxid)
+            .max(srv.disk.snaps.last().map(|s| s.0));
+        if let Some(lz) = history_end {
             // Within an epoch the one leader numbers txns consecutively: a hole is a lost txn.
             if lz >= z || (epoch_of(lz) == epoch_of(z) && lz + 1 != z) {
                 self.fail(&format!("{sid}: log goes from {} to {}", zx(lz), zx(z)));
@@ -1135,7 +1142,7 @@ impl Sim {
             .log
             .last()
             .map(|e| e.header.zxid)
-            .or(d.snaps.last().map(|s| s.0))
+            .max(d.snaps.last().map(|s| s.0))
             .unwrap_or(0);
         if ends_at != zxid {
             self.fail(&format!(
