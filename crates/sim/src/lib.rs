@@ -205,8 +205,8 @@ struct Disk {
     durable_len: usize,
     accepted_epoch: i64,
     current_epoch: i64,
-    /// (zxid, SNAP-stream bytes), oldest first.
-    snaps: Vec<(i64, Vec<u8>)>,
+    /// (zxid, SNAP-stream bytes, zxids of the history it covers), oldest first.
+    snaps: Vec<(i64, Vec<u8>, Vec<i64>)>,
     /// Bumped by truncation and snapshot installs: in-flight fsyncs are void.
     gen: u64,
 }
@@ -227,6 +227,8 @@ struct Live {
 
 struct Server {
     sid: Sid,
+    /// The history a snapshot being received covers (the leader's, up to its zxid).
+    incoming_cover: Vec<i64>,
     disk: Disk,
     inc: u64,
     live: Option<Live>,
@@ -324,6 +326,7 @@ impl Sim {
                 sid,
                 Server {
                     sid,
+                    incoming_cover: Vec::new(),
                     disk: Disk::default(),
                     inc: 0,
                     live: None,
@@ -574,7 +577,7 @@ impl Sim {
         let (tree, last, recent, floor) = {
             let disk = &self.servers[&sid].disk;
             let (mut tree, base) = match disk.snaps.last() {
-                Some((z, bytes)) => (self.load_snap(bytes), *z),
+                Some((z, bytes, _)) => (self.load_snap(bytes), *z),
                 None => (DataTree::new(tree_cfg()), 0),
             };
             let mut last = base;
@@ -757,7 +760,16 @@ impl Sim {
                         false,
                         QMsg::Packet(QuorumPacket::new(PacketType::Snap, zxid, None)),
                     );
-                    self.qsend(peer, false, QMsg::Snap { zxid, bytes: buf });
+                    let cover = self.history(sid).into_iter().filter(|x| *x <= zxid).collect();
+                    self.qsend(
+                        peer,
+                        false,
+                        QMsg::Snap {
+                            zxid,
+                            bytes: buf,
+                            cover,
+                        },
+                    );
                 }
             }
             ReplicaOutput::ClosePeer { peer } => {
@@ -835,8 +847,10 @@ impl Sim {
                     let l = self.servers[&sid].live.as_ref().expect("up");
                     self.snap_bytes(l.replica.tree(), zxid)
                 };
-                let d = &mut self.servers.get_mut(&sid).expect("known").disk;
-                d.snaps = vec![(zxid, bytes)];
+                let srv = self.servers.get_mut(&sid).expect("known");
+                let cover = std::mem::take(&mut srv.incoming_cover);
+                let d = &mut srv.disk;
+                d.snaps = vec![(zxid, bytes, cover)];
                 d.log.clear();
                 d.durable_len = 0;
                 d.gen += 1;
@@ -931,6 +945,17 @@ impl Sim {
         self.apply(to, out);
     }
 
+    /// The zxids of a member's history on disk: what its newest snapshot covers, then the log.
+    fn history(&self, sid: Sid) -> Vec<i64> {
+        let d = &self.servers[&sid].disk;
+        let (base, mut h) = match d.snaps.last() {
+            Some((z, _, cover)) => (*z, cover.clone()),
+            None => (0, Vec::new()),
+        };
+        h.extend(d.log.iter().map(|e| e.header.zxid).filter(|z| *z > base));
+        h
+    }
+
     /// A leader became established: one per epoch, and it holds every committed txn.
     fn established(&mut self, sid: Sid) {
         self.stats.established += 1;
@@ -950,17 +975,30 @@ impl Sim {
         }
         let _ = tree_zxid;
         // Every committed txn must be in the new leader's history.
+        let history: BTreeSet<i64> = self.history(sid).into_iter().collect();
         let disk = &self.servers[&sid].disk;
         let snap_z = disk.snaps.last().map_or(0, |s| s.0);
-        let logged: BTreeSet<i64> = disk.log.iter().map(|e| e.header.zxid).collect();
         for (z, t) in self.truth.iter() {
-            if t.committed_ms.is_some() && *z > snap_z && !logged.contains(z) {
+            if t.committed_ms.is_some() && !history.contains(z) {
                 self.fail(&format!(
-                    "leader {sid} of epoch {epoch} lacks committed txn {} (log {}..{})",
+                    "leader {sid} of epoch {epoch} lacks committed txn {} (snapshot {}, log to {})",
                     zx(*z),
                     zx(snap_z),
                     zx(last_logged)
                 ));
+            }
+        }
+        // What its snapshot covers is committed too.
+        let now = self.now;
+        for z in history.iter().filter(|z| **z <= snap_z) {
+            match self.truth.get_mut(z) {
+                Some(t) => {
+                    if t.committed_ms.is_none() {
+                        t.committed_ms = Some(now);
+                        self.stats.writes_committed += 1;
+                    }
+                }
+                None => self.fail(&format!("{sid}: history holds {} nobody created", zx(*z))),
             }
         }
         // Its whole history is committed now (Zab: a new leader commits its history).
@@ -1055,7 +1093,7 @@ impl Sim {
                 self.fail(&format!("{sid}: log goes from {} to {}", zx(lz), zx(z)));
             }
         }
-        if let Some((sz, _)) = srv.disk.snaps.last() {
+        if let Some((sz, _, _)) = srv.disk.snaps.last() {
             if *sz >= z {
                 let sz = *sz;
                 self.fail(&format!("{sid}: logs {} at or below its snapshot {}", zx(z), zx(sz)));
@@ -1118,13 +1156,14 @@ impl Sim {
             }
             (z, self.snap_bytes(r.tree(), z))
         };
+        let cover = self.history(sid).into_iter().filter(|x| *x <= z).collect();
         let d = &mut self.servers.get_mut(&sid).expect("known").disk;
         if d.snaps.last().is_some_and(|s| s.0 >= z) {
             return;
         }
         // The tree may be ahead of the durable log: the snapshot makes that part durable
         // (a snapshot is only written from applied state, and recovery replays after it).
-        d.snaps.push((z, bytes));
+        d.snaps.push((z, bytes, cover));
         self.log(format!("{sid} snapshot at {}", zx(z)));
     }
 
@@ -1157,7 +1196,7 @@ impl Sim {
             let (tree, last) = {
                 let disk = &self.servers[&sid].disk;
                 let (mut tree, base) = match disk.snaps.last() {
-                    Some((z, bytes)) => (self.load_snap(bytes), *z),
+                    Some((z, bytes, _)) => (self.load_snap(bytes), *z),
                     None => (DataTree::new(tree_cfg()), 0),
                 };
                 let mut last = base;
@@ -1356,8 +1395,9 @@ impl Sim {
                     l.leader_conn = None;
                     l.replica.leader_disconnected(now, &mut out);
                 }
-                QMsg::Snap { zxid, bytes } => {
+                QMsg::Snap { zxid, bytes, cover } => {
                     let tree = self.load_snap(&bytes);
+                    self.servers.get_mut(&learner).expect("known").incoming_cover = cover;
                     let l = self.live(learner).expect("up");
                     l.replica.leader_snapshot(zxid, tree, now, &mut out);
                 }
@@ -2166,11 +2206,9 @@ impl Sim {
             }
         }
         // Every committed txn is in the leader's history.
-        let disk = &self.servers[&leader].disk;
-        let snap_z = disk.snaps.last().map_or(0, |s| s.0);
-        let logged: BTreeSet<i64> = disk.log.iter().map(|e| e.header.zxid).collect();
+        let history: BTreeSet<i64> = self.history(leader).into_iter().collect();
         for (z, t) in self.truth.iter() {
-            if t.committed_ms.is_some() && *z > snap_z && !logged.contains(z) {
+            if t.committed_ms.is_some() && !history.contains(z) {
                 self.fail(&format!("final leader {leader} lacks committed {}", zx(*z)));
             }
         }

@@ -15,7 +15,12 @@ use std::collections::VecDeque;
 pub enum QMsg {
     Packet(QuorumPacket),
     /// SNAP's body: the serialised stream that follows the SNAP packet.
-    Snap { zxid: i64, bytes: Vec<u8> },
+    Snap {
+        zxid: i64,
+        bytes: Vec<u8>,
+        /// Simulator bookkeeping: the zxids of the leader's history the snapshot holds.
+        cover: Vec<i64>,
+    },
     /// The sender closed its end.
     Eof,
 }
