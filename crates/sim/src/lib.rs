@@ -165,6 +165,8 @@ enum Ev {
         from: Sid,
         to: Sid,
         to_inc: u64,
+        /// Per (from, to) sequence: a newer message supersedes one still in flight.
+        nth: u64,
         n: Notification,
     },
     /// Connection attempt of a learner reaches the leader's port.
@@ -276,6 +278,9 @@ pub struct Sim {
     touched: BTreeSet<Sid>,
     /// Members paused (a long GC, a stopped VM) until a time: they process nothing.
     paused: BTreeMap<Sid, u64>,
+    /// Election messages sent per (from, to): QuorumCnxManager's send queue holds one
+    /// message per peer, so a newer one replaces an older one not yet delivered.
+    election_sent: BTreeMap<(Sid, Sid), u64>,
 }
 
 fn now_of(ms: u64) -> Now {
@@ -359,6 +364,7 @@ impl Sim {
             verbose: std::env::var_os("CORRAL_SIM_VERBOSE").is_some(),
             touched: BTreeSet::new(),
             paused: BTreeMap::new(),
+            election_sent: BTreeMap::new(),
             dump: std::env::var_os("CORRAL_SIM_DUMP").is_some(),
         }
     }
@@ -468,7 +474,19 @@ impl Sim {
                 break;
             }
             if self.stats.events > EVENTS_MAX {
-                self.fail("event storm: too many events (a livelock?)");
+                let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+                let mut elect: BTreeMap<(Sid, Sid), u64> = BTreeMap::new();
+                for Reverse(q) in self.queue.iter() {
+                    let k = format!("{:?}", q.ev);
+                    let k = k.split([' ', '(', '{']).next().unwrap_or("").to_string();
+                    *kinds.entry(k).or_default() += 1;
+                    if let Ev::Elect { from, to, .. } = &q.ev {
+                        *elect.entry((*from, *to)).or_default() += 1;
+                    }
+                }
+                self.fail(&format!(
+                    "event storm: too many events (a livelock?); queued {kinds:?}, election {elect:?}"
+                ));
             }
             if self.now > deadline {
                 self.fail("no convergence after healing");
@@ -538,7 +556,17 @@ impl Sim {
                     self.log(format!("partition {id} healed"));
                 }
             }
-            Ev::Elect { from, to, to_inc, n } => self.deliver_election(from, to, to_inc, n),
+            Ev::Elect {
+                from,
+                to,
+                to_inc,
+                nth,
+                n,
+            } => {
+                if self.election_sent.get(&(from, to)) == Some(&nth) {
+                    self.deliver_election(from, to, to_inc, n);
+                }
+            }
             Ev::QConnect(conn) => self.qconnect(conn),
             Ev::QDeliver { conn, to_leader } => self.qdeliver(conn, to_leader),
             Ev::CDeliver { conn, to_server } => self.cdeliver(conn, to_server),
@@ -916,6 +944,11 @@ impl Sim {
             _ => return,
         };
         let d = self.delay();
+        let nth = {
+            let c = self.election_sent.entry((from, to)).or_default();
+            *c += 1;
+            *c
+        };
         if self.rng.chance(self.p.election_dup_per_mille) {
             let d2 = self.delay() * 3;
             self.after(
@@ -924,11 +957,21 @@ impl Sim {
                     from,
                     to,
                     to_inc,
+                    nth,
                     n: n.clone(),
                 },
             );
         }
-        self.after(d, Ev::Elect { from, to, to_inc, n });
+        self.after(
+            d,
+            Ev::Elect {
+                from,
+                to,
+                to_inc,
+                nth,
+                n,
+            },
+        );
     }
 
     fn deliver_election(&mut self, from: Sid, to: Sid, to_inc: u64, n: Notification) {
