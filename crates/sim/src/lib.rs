@@ -93,7 +93,7 @@ pub struct Params {
 
 impl Params {
     pub fn from_seed(seed: u64) -> Params {
-        let mut r = Rng::new(seed ^ 0x5eed_0f_c0ffee);
+        let mut r = Rng::new(seed ^ 0x5eed_0fc0_ffee);
         let voters = if r.chance(600) { 3 } else { 5 };
         Params {
             voters,
@@ -172,9 +172,20 @@ enum Ev {
     /// Connection attempt of a learner reaches the leader's port.
     QConnect(u64),
     /// Front of a quorum connection's direction arrives.
-    QDeliver { conn: u64, to_leader: bool },
-    CDeliver { conn: u64, to_server: bool },
-    Fsync { sid: Sid, inc: u64, gen: u64, len: usize },
+    QDeliver {
+        conn: u64,
+        to_leader: bool,
+    },
+    CDeliver {
+        conn: u64,
+        to_server: bool,
+    },
+    Fsync {
+        sid: Sid,
+        inc: u64,
+        gen: u64,
+        len: usize,
+    },
 }
 
 struct Queued {
@@ -507,10 +518,11 @@ impl Sim {
         match ev {
             Ev::Elect { to, .. } => Some(*to),
             Ev::Fsync { sid, .. } => Some(*sid),
-            Ev::QDeliver { conn, to_leader } => self
-                .qconns
-                .get(conn)
-                .map(|c| if *to_leader { c.leader } else { c.learner }),
+            Ev::QDeliver { conn, to_leader } => {
+                self.qconns
+                    .get(conn)
+                    .map(|c| if *to_leader { c.leader } else { c.learner })
+            }
             Ev::QConnect(conn) => self.qconns.get(conn).map(|c| {
                 if self.paused.contains_key(&c.learner) {
                     c.learner
@@ -788,7 +800,11 @@ impl Sim {
                         false,
                         QMsg::Packet(QuorumPacket::new(PacketType::Snap, zxid, None)),
                     );
-                    let cover = self.history(sid).into_iter().filter(|x| *x <= zxid).collect();
+                    let cover = self
+                        .history(sid)
+                        .into_iter()
+                        .filter(|x| *x <= zxid)
+                        .collect();
                     self.qsend(
                         peer,
                         false,
@@ -1013,7 +1029,9 @@ impl Sim {
         };
         if let Some(other) = self.leaders.insert(epoch, sid) {
             if other != sid {
-                self.fail(&format!("two leaders established in epoch {epoch}: {other} and {sid}"));
+                self.fail(&format!(
+                    "two leaders established in epoch {epoch}: {other} and {sid}"
+                ));
             }
         }
         let _ = tree_zxid;
@@ -1063,15 +1081,21 @@ impl Sim {
                 }
             }
         }
-        self.log(format!("{sid} ESTABLISHED epoch {epoch} at {}", zx(last_logged)));
+        self.log(format!(
+            "{sid} ESTABLISHED epoch {epoch} at {}",
+            zx(last_logged)
+        ));
     }
 
     fn commit_truth(&mut self, sid: Sid, z: i64, bytes: &Bytes) {
         let now = self.now;
         match self.truth.get_mut(&z) {
             Some(t) => {
-                if &t.bytes != bytes {
-                    self.fail(&format!("{sid}: txn {} differs from the one first logged", zx(z)));
+                if t.bytes != bytes {
+                    self.fail(&format!(
+                        "{sid}: txn {} differs from the one first logged",
+                        zx(z)
+                    ));
                 }
                 if t.committed_ms.is_none() {
                     t.committed_ms = Some(now);
@@ -1103,9 +1127,10 @@ impl Sim {
         let z = entry.header.zxid;
         let bytes = entry.to_bytes();
         match self.truth.get(&z) {
-            Some(t) if t.bytes != bytes => {
-                self.fail(&format!("{sid}: logs txn {} with other bytes than its leader", zx(z)))
-            }
+            Some(t) if t.bytes != bytes => self.fail(&format!(
+                "{sid}: logs txn {} with other bytes than its leader",
+                zx(z)
+            )),
             Some(_) => {}
             None => {
                 let digest = entry.digest.as_ref().map(|d| d.tree_digest);
@@ -1139,7 +1164,11 @@ impl Sim {
         if let Some((sz, _, _)) = srv.disk.snaps.last() {
             if *sz >= z {
                 let sz = *sz;
-                self.fail(&format!("{sid}: logs {} at or below its snapshot {}", zx(z), zx(sz)));
+                self.fail(&format!(
+                    "{sid}: logs {} at or below its snapshot {}",
+                    zx(z),
+                    zx(sz)
+                ));
             }
         }
         srv.disk.log.push(entry);
@@ -1178,7 +1207,10 @@ impl Sim {
         if let Some(z) = z {
             let now = now_of(self.now);
             let mut out = Vec::new();
-            self.live(sid).expect("up").replica.durable(z, now, &mut out);
+            self.live(sid)
+                .expect("up")
+                .replica
+                .durable(z, now, &mut out);
             self.apply(sid, out);
         }
         if self.is_up(sid) && self.rng.chance(self.p.snapshot_per_mille) {
@@ -1267,7 +1299,9 @@ impl Sim {
     // ---- leader / learner streams ----------------------------------------------------
 
     fn qconnect(&mut self, conn: u64) {
-        let Some(c) = self.qconns.get(&conn) else { return };
+        let Some(c) = self.qconns.get(&conn) else {
+            return;
+        };
         let (learner, leader, linc) = (c.learner, c.leader, c.learner_inc);
         let learner_ok = self.servers[&learner].inc == linc
             && self.servers[&learner]
@@ -1304,7 +1338,9 @@ impl Sim {
         let c = self.qconns.get_mut(&conn).expect("exists");
         c.established = true;
         c.leader_inc = leader_inc;
-        self.log(format!("{learner} connected to leader {leader} (conn {conn})"));
+        self.log(format!(
+            "{learner} connected to leader {leader} (conn {conn})"
+        ));
         let l = self.live(leader).expect("up");
         l.peers.insert(conn);
         let mut out = Vec::new();
@@ -1322,11 +1358,17 @@ impl Sim {
     fn qsend(&mut self, conn: u64, to_leader: bool, m: QMsg) {
         let d = self.delay();
         let now = self.now;
-        let Some(c) = self.qconns.get_mut(&conn) else { return };
+        let Some(c) = self.qconns.get_mut(&conn) else {
+            return;
+        };
         if c.dead || !c.established {
             return;
         }
-        let closed = if to_leader { c.learner_closed } else { c.leader_closed };
+        let closed = if to_leader {
+            c.learner_closed
+        } else {
+            c.leader_closed
+        };
         if closed {
             return;
         }
@@ -1346,7 +1388,9 @@ impl Sim {
 
     /// One end closes: EOF follows what it sent.
     fn qclose(&mut self, conn: u64, by_learner: bool) {
-        let Some(c) = self.qconns.get_mut(&conn) else { return };
+        let Some(c) = self.qconns.get_mut(&conn) else {
+            return;
+        };
         if !c.established {
             c.dead = true;
             return;
@@ -1362,7 +1406,9 @@ impl Sim {
 
     /// The connection breaks: both ends learn it now, in-flight data is lost.
     fn qcut(&mut self, conn: u64) {
-        let Some(c) = self.qconns.get_mut(&conn) else { return };
+        let Some(c) = self.qconns.get_mut(&conn) else {
+            return;
+        };
         if c.dead {
             return;
         }
@@ -1390,7 +1436,9 @@ impl Sim {
     }
 
     fn qdeliver(&mut self, conn: u64, to_leader: bool) {
-        let Some(c) = self.qconns.get_mut(&conn) else { return };
+        let Some(c) = self.qconns.get_mut(&conn) else {
+            return;
+        };
         if c.dead {
             return;
         }
@@ -1408,7 +1456,11 @@ impl Sim {
                 QMsg::Snap { zxid, .. } => format!("snapshot {}", zx(*zxid)),
                 QMsg::Eof => "EOF".into(),
             };
-            let (f, t) = if to_leader { (learner, leader) } else { (leader, learner) };
+            let (f, t) = if to_leader {
+                (learner, leader)
+            } else {
+                (leader, learner)
+            };
             self.log(format!("  {f}->{t} {what}"));
         }
         if to_leader {
@@ -1440,7 +1492,10 @@ impl Sim {
                 }
                 QMsg::Snap { zxid, bytes, cover } => {
                     let tree = self.load_snap(&bytes);
-                    self.servers.get_mut(&learner).expect("known").incoming_cover = cover;
+                    self.servers
+                        .get_mut(&learner)
+                        .expect("known")
+                        .incoming_cover = cover;
                     let l = self.live(learner).expect("up");
                     l.replica.leader_snapshot(zxid, tree, now, &mut out);
                 }
@@ -1481,7 +1536,9 @@ impl Sim {
                 if let Some(l) = self.live(sid) {
                     l.replica.disconnected(conn);
                 }
-                let Some(c) = self.cconns.get_mut(&conn) else { return };
+                let Some(c) = self.cconns.get_mut(&conn) else {
+                    return;
+                };
                 if c.dead || c.server_closed {
                     return;
                 }
@@ -1497,7 +1554,9 @@ impl Sim {
     fn csend(&mut self, conn: ConnId, to_server: bool, cm: Option<CMsg>, sm: Option<SMsg>) {
         let d = self.delay();
         let now = self.now;
-        let Some(c) = self.cconns.get_mut(&conn) else { return };
+        let Some(c) = self.cconns.get_mut(&conn) else {
+            return;
+        };
         if c.dead {
             return;
         }
@@ -1522,7 +1581,9 @@ impl Sim {
     }
 
     fn ccut(&mut self, conn: u64) {
-        let Some(c) = self.cconns.get_mut(&conn) else { return };
+        let Some(c) = self.cconns.get_mut(&conn) else {
+            return;
+        };
         if c.dead {
             return;
         }
@@ -1539,12 +1600,16 @@ impl Sim {
     }
 
     fn cdeliver(&mut self, conn: u64, to_server: bool) {
-        let Some(c) = self.cconns.get_mut(&conn) else { return };
+        let Some(c) = self.cconns.get_mut(&conn) else {
+            return;
+        };
         if c.dead {
             return;
         }
         if to_server {
-            let Some(m) = c.to_server.pop_front() else { return };
+            let Some(m) = c.to_server.pop_front() else {
+                return;
+            };
             let (server, inc) = (c.server, c.server_inc);
             if self.servers[&server].inc != inc || !self.is_up(server) {
                 return;
@@ -1553,10 +1618,7 @@ impl Sim {
             let mut out = Vec::new();
             let l = self.live(server).expect("up");
             match m {
-                CMsg::Connect(req) => {
-                    l.replica
-                        .connect(conn, "10.0.0.1", &req, now, &mut out)
-                }
+                CMsg::Connect(req) => l.replica.connect(conn, "10.0.0.1", &req, now, &mut out),
                 CMsg::Req { xid, op, req } => {
                     // Through the real codec, as the server would decode it.
                     let mut w = Writer::new();
@@ -1575,7 +1637,9 @@ impl Sim {
             }
             self.apply(server, out);
         } else {
-            let Some(m) = c.to_client.pop_front() else { return };
+            let Some(m) = c.to_client.pop_front() else {
+                return;
+            };
             let client = c.client;
             match m {
                 SMsg::Frame(f) => self.client_frame(client, conn, f),
@@ -1804,7 +1868,10 @@ impl Sim {
             self.fail(&format!("client {ci}: short frame"))
         };
         if len as usize != frame.len() - 4 {
-            self.fail(&format!("client {ci}: frame length {len} of {} bytes", frame.len()));
+            self.fail(&format!(
+                "client {ci}: frame length {len} of {} bytes",
+                frame.len()
+            ));
         }
         if !self.clients[ci].connected {
             let Ok(resp) = ConnectResponse::read(&mut r) else {
@@ -1832,10 +1899,16 @@ impl Sim {
             return;
         }
         let Some((xid, op, h)) = self.clients[ci].pending.pop_front() else {
-            self.fail(&format!("client {ci}: reply xid {} with nothing pending", hdr.xid))
+            self.fail(&format!(
+                "client {ci}: reply xid {} with nothing pending",
+                hdr.xid
+            ))
         };
         if hdr.xid != xid {
-            self.fail(&format!("client {ci}: reply xid {} but expected {xid}", hdr.xid));
+            self.fail(&format!(
+                "client {ci}: reply xid {} but expected {xid}",
+                hdr.xid
+            ));
         }
         if xid == -2 {
             return;
@@ -1894,13 +1967,18 @@ impl Sim {
             return;
         }
         if !ok {
-            self.fail(&format!("client {}: {:?} {} failed with {err}", op.client, op.kind, op.key));
+            self.fail(&format!(
+                "client {}: {:?} {} failed with {err}",
+                op.client, op.kind, op.key
+            ));
         }
         if op.kind == HKind::Get {
             // Absent: the client must not have seen the key exist.
             if op.after_sync_ms.is_some() || self.clients[op.client].seen.contains_key(&op.key) {
                 let known = self.clients[op.client].seen.get(&op.key).copied();
-                let committed_before = op.after_sync_ms.and_then(|t| self.last_committed_write(&op.key, t));
+                let committed_before = op
+                    .after_sync_ms
+                    .and_then(|t| self.last_committed_write(&op.key, t));
                 if known.is_some() || committed_before.is_some() {
                     self.fail(&format!(
                         "client {}: read {} as absent after seeing {:?} / committed before sync {:?}",
@@ -1933,12 +2011,18 @@ impl Sim {
             HKind::Create | HKind::Set => {
                 let t = self.truth.get(zxid).cloned();
                 let Some(t) = t.filter(|t| t.committed_ms.is_some()) else {
-                    self.fail(&format!("client {ci}: write acknowledged at {} which is not committed", zx(*zxid)))
+                    self.fail(&format!(
+                        "client {ci}: write acknowledged at {} which is not committed",
+                        zx(*zxid)
+                    ))
                 };
                 if t.write != Some((op.key.clone(), op.value.clone())) {
                     self.fail(&format!(
                         "client {ci}: write of {:?} to {} acknowledged at {} which holds {:?}",
-                        op.value, op.key, zx(*zxid), t.write
+                        op.value,
+                        op.key,
+                        zx(*zxid),
+                        t.write
                     ));
                 }
                 let seen = self.clients[ci].seen.entry(op.key.clone()).or_insert(0);
@@ -1947,19 +2031,28 @@ impl Sim {
             HKind::Get => {
                 let t = self.truth.get(mzxid).cloned();
                 let Some(t) = t.filter(|t| t.committed_ms.is_some()) else {
-                    self.fail(&format!("client {ci}: read {} at mzxid {} which is not committed", op.key, zx(*mzxid)))
+                    self.fail(&format!(
+                        "client {ci}: read {} at mzxid {} which is not committed",
+                        op.key,
+                        zx(*mzxid)
+                    ))
                 };
                 if t.write != Some((op.key.clone(), value.clone())) {
                     self.fail(&format!(
                         "client {ci}: read {:?} from {} at mzxid {}, which wrote {:?}",
-                        value, op.key, zx(*mzxid), t.write
+                        value,
+                        op.key,
+                        zx(*mzxid),
+                        t.write
                     ));
                 }
                 let seen = self.clients[ci].seen.get(&op.key).copied().unwrap_or(0);
                 if *mzxid < seen {
                     self.fail(&format!(
                         "client {ci}: read {} at mzxid {} older than {} it saw before",
-                        op.key, zx(*mzxid), zx(seen)
+                        op.key,
+                        zx(*mzxid),
+                        zx(seen)
                     ));
                 }
                 if let Some(ts) = op.after_sync_ms {
@@ -1972,7 +2065,9 @@ impl Sim {
                         }
                     }
                 }
-                self.clients[ci].seen.insert(op.key.clone(), seen.max(*mzxid));
+                self.clients[ci]
+                    .seen
+                    .insert(op.key.clone(), seen.max(*mzxid));
             }
             HKind::Sync => {}
         }
@@ -1985,7 +2080,8 @@ impl Sim {
             let srv = &self.servers[sid];
             let Some(l) = &srv.live else { continue };
             let r = &l.replica;
-            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check_invariants()));
+            let res =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check_invariants()));
             if let Err(e) = res {
                 let msg = e
                     .downcast_ref::<String>()
@@ -2025,7 +2121,13 @@ impl Sim {
         }
         let Some(leader) = leader else { return false };
         let lr = &self.servers[&leader].live.as_ref().expect("up").replica;
-        if self.servers[&leader].live.as_ref().expect("up").held.len() > 0 {
+        if !self.servers[&leader]
+            .live
+            .as_ref()
+            .expect("up")
+            .held
+            .is_empty()
+        {
             return false;
         }
         for srv in self.servers.values() {

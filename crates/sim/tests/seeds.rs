@@ -62,7 +62,10 @@ fn regressions() {
     for seed in REGRESSION_SEEDS {
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| corral_sim::run_seed(*seed))) {
             let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
-            panic!("regression seed {seed} failed; replay with\n  {}\n{msg}", replay(*seed));
+            panic!(
+                "regression seed {seed} failed; replay with\n  {}\n{msg}",
+                replay(*seed)
+            );
         }
     }
 }
