@@ -165,6 +165,8 @@ enum Ev {
         from: Sid,
         to: Sid,
         to_inc: u64,
+        /// Per (from, to) sequence: a newer message supersedes one still in flight.
+        nth: u64,
         n: Notification,
     },
     /// Connection attempt of a learner reaches the leader's port.
@@ -216,8 +218,8 @@ struct Disk {
     durable_len: usize,
     accepted_epoch: i64,
     current_epoch: i64,
-    /// (zxid, SNAP-stream bytes), oldest first.
-    snaps: Vec<(i64, Vec<u8>)>,
+    /// (zxid, SNAP-stream bytes, zxids of the history it covers), oldest first.
+    snaps: Vec<(i64, Vec<u8>, Vec<i64>)>,
     /// Bumped by truncation and snapshot installs: in-flight fsyncs are void.
     gen: u64,
 }
@@ -238,6 +240,8 @@ struct Live {
 
 struct Server {
     sid: Sid,
+    /// The history a snapshot being received covers (the leader's, up to its zxid).
+    incoming_cover: Vec<i64>,
     disk: Disk,
     inc: u64,
     live: Option<Live>,
@@ -285,6 +289,9 @@ pub struct Sim {
     touched: BTreeSet<Sid>,
     /// Members paused (a long GC, a stopped VM) until a time: they process nothing.
     paused: BTreeMap<Sid, u64>,
+    /// Election messages sent per (from, to): QuorumCnxManager's send queue holds one
+    /// message per peer, so a newer one replaces an older one not yet delivered.
+    election_sent: BTreeMap<(Sid, Sid), u64>,
 }
 
 fn now_of(ms: u64) -> Now {
@@ -335,6 +342,7 @@ impl Sim {
                 sid,
                 Server {
                     sid,
+                    incoming_cover: Vec::new(),
                     disk: Disk::default(),
                     inc: 0,
                     live: None,
@@ -367,6 +375,7 @@ impl Sim {
             verbose: std::env::var_os("CORRAL_SIM_VERBOSE").is_some(),
             touched: BTreeSet::new(),
             paused: BTreeMap::new(),
+            election_sent: BTreeMap::new(),
             dump: std::env::var_os("CORRAL_SIM_DUMP").is_some(),
         }
     }
@@ -476,7 +485,19 @@ impl Sim {
                 break;
             }
             if self.stats.events > EVENTS_MAX {
-                self.fail("event storm: too many events (a livelock?)");
+                let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+                let mut elect: BTreeMap<(Sid, Sid), u64> = BTreeMap::new();
+                for Reverse(q) in self.queue.iter() {
+                    let k = format!("{:?}", q.ev);
+                    let k = k.split([' ', '(', '{']).next().unwrap_or("").to_string();
+                    *kinds.entry(k).or_default() += 1;
+                    if let Ev::Elect { from, to, .. } = &q.ev {
+                        *elect.entry((*from, *to)).or_default() += 1;
+                    }
+                }
+                self.fail(&format!(
+                    "event storm: too many events (a livelock?); queued {kinds:?}, election {elect:?}"
+                ));
             }
             if self.now > deadline {
                 self.fail("no convergence after healing");
@@ -551,8 +572,13 @@ impl Sim {
                 from,
                 to,
                 to_inc,
+                nth,
                 n,
-            } => self.deliver_election(from, to, to_inc, n),
+            } => {
+                if self.election_sent.get(&(from, to)) == Some(&nth) {
+                    self.deliver_election(from, to, to_inc, n);
+                }
+            }
             Ev::QConnect(conn) => self.qconnect(conn),
             Ev::QDeliver { conn, to_leader } => self.qdeliver(conn, to_leader),
             Ev::CDeliver { conn, to_server } => self.cdeliver(conn, to_server),
@@ -591,7 +617,7 @@ impl Sim {
         let (tree, last, recent, floor) = {
             let disk = &self.servers[&sid].disk;
             let (mut tree, base) = match disk.snaps.last() {
-                Some((z, bytes)) => (self.load_snap(bytes), *z),
+                Some((z, bytes, _)) => (self.load_snap(bytes), *z),
                 None => (DataTree::new(tree_cfg()), 0),
             };
             let mut last = base;
@@ -774,7 +800,20 @@ impl Sim {
                         false,
                         QMsg::Packet(QuorumPacket::new(PacketType::Snap, zxid, None)),
                     );
-                    self.qsend(peer, false, QMsg::Snap { zxid, bytes: buf });
+                    let cover = self
+                        .history(sid)
+                        .into_iter()
+                        .filter(|x| *x <= zxid)
+                        .collect();
+                    self.qsend(
+                        peer,
+                        false,
+                        QMsg::Snap {
+                            zxid,
+                            bytes: buf,
+                            cover,
+                        },
+                    );
                 }
             }
             ReplicaOutput::ClosePeer { peer } => {
@@ -852,8 +891,10 @@ impl Sim {
                     let l = self.servers[&sid].live.as_ref().expect("up");
                     self.snap_bytes(l.replica.tree(), zxid)
                 };
-                let d = &mut self.servers.get_mut(&sid).expect("known").disk;
-                d.snaps = vec![(zxid, bytes)];
+                let srv = self.servers.get_mut(&sid).expect("known");
+                let cover = std::mem::take(&mut srv.incoming_cover);
+                let d = &mut srv.disk;
+                d.snaps = vec![(zxid, bytes, cover)];
                 d.log.clear();
                 d.durable_len = 0;
                 d.gen += 1;
@@ -919,6 +960,11 @@ impl Sim {
             _ => return,
         };
         let d = self.delay();
+        let nth = {
+            let c = self.election_sent.entry((from, to)).or_default();
+            *c += 1;
+            *c
+        };
         if self.rng.chance(self.p.election_dup_per_mille) {
             let d2 = self.delay() * 3;
             self.after(
@@ -927,6 +973,7 @@ impl Sim {
                     from,
                     to,
                     to_inc,
+                    nth,
                     n: n.clone(),
                 },
             );
@@ -937,6 +984,7 @@ impl Sim {
                 from,
                 to,
                 to_inc,
+                nth,
                 n,
             },
         );
@@ -954,6 +1002,17 @@ impl Sim {
         let mut out = Vec::new();
         self.election_actions(to, acts, &mut out);
         self.apply(to, out);
+    }
+
+    /// The zxids of a member's history on disk: what its newest snapshot covers, then the log.
+    fn history(&self, sid: Sid) -> Vec<i64> {
+        let d = &self.servers[&sid].disk;
+        let (base, mut h) = match d.snaps.last() {
+            Some((z, _, cover)) => (*z, cover.clone()),
+            None => (0, Vec::new()),
+        };
+        h.extend(d.log.iter().map(|e| e.header.zxid).filter(|z| *z > base));
+        h
     }
 
     /// A leader became established: one per epoch, and it holds every committed txn.
@@ -977,17 +1036,30 @@ impl Sim {
         }
         let _ = tree_zxid;
         // Every committed txn must be in the new leader's history.
+        let history: BTreeSet<i64> = self.history(sid).into_iter().collect();
         let disk = &self.servers[&sid].disk;
         let snap_z = disk.snaps.last().map_or(0, |s| s.0);
-        let logged: BTreeSet<i64> = disk.log.iter().map(|e| e.header.zxid).collect();
         for (z, t) in self.truth.iter() {
-            if t.committed_ms.is_some() && *z > snap_z && !logged.contains(z) {
+            if t.committed_ms.is_some() && !history.contains(z) {
                 self.fail(&format!(
-                    "leader {sid} of epoch {epoch} lacks committed txn {} (log {}..{})",
+                    "leader {sid} of epoch {epoch} lacks committed txn {} (snapshot {}, log to {})",
                     zx(*z),
                     zx(snap_z),
                     zx(last_logged)
                 ));
+            }
+        }
+        // What its snapshot covers is committed too.
+        let now = self.now;
+        for z in history.iter().filter(|z| **z <= snap_z) {
+            match self.truth.get_mut(z) {
+                Some(t) => {
+                    if t.committed_ms.is_none() {
+                        t.committed_ms = Some(now);
+                        self.stats.writes_committed += 1;
+                    }
+                }
+                None => self.fail(&format!("{sid}: history holds {} nobody created", zx(*z))),
             }
         }
         // Its whole history is committed now (Zab: a new leader commits its history).
@@ -1019,7 +1091,7 @@ impl Sim {
         let now = self.now;
         match self.truth.get_mut(&z) {
             Some(t) => {
-                if t.bytes != *bytes {
+                if t.bytes != bytes {
                     self.fail(&format!(
                         "{sid}: txn {} differs from the one first logged",
                         zx(z)
@@ -1075,14 +1147,21 @@ impl Sim {
             }
         }
         let srv = self.servers.get_mut(&sid).expect("known");
-        if let Some(last) = srv.disk.log.last() {
-            let lz = last.header.zxid;
+        // The history on disk ends at the last logged txn or at the newest snapshot, which
+        // may be ahead of the log (it is taken from the tree, which can be ahead of fsync).
+        let history_end = srv
+            .disk
+            .log
+            .last()
+            .map(|e| e.header.zxid)
+            .max(srv.disk.snaps.last().map(|s| s.0));
+        if let Some(lz) = history_end {
             // Within an epoch the one leader numbers txns consecutively: a hole is a lost txn.
             if lz >= z || (epoch_of(lz) == epoch_of(z) && lz + 1 != z) {
                 self.fail(&format!("{sid}: log goes from {} to {}", zx(lz), zx(z)));
             }
         }
-        if let Some((sz, _)) = srv.disk.snaps.last() {
+        if let Some((sz, _, _)) = srv.disk.snaps.last() {
             if *sz >= z {
                 let sz = *sz;
                 self.fail(&format!(
@@ -1152,13 +1231,14 @@ impl Sim {
             }
             (z, self.snap_bytes(r.tree(), z))
         };
+        let cover = self.history(sid).into_iter().filter(|x| *x <= z).collect();
         let d = &mut self.servers.get_mut(&sid).expect("known").disk;
         if d.snaps.last().is_some_and(|s| s.0 >= z) {
             return;
         }
         // The tree may be ahead of the durable log: the snapshot makes that part durable
         // (a snapshot is only written from applied state, and recovery replays after it).
-        d.snaps.push((z, bytes));
+        d.snaps.push((z, bytes, cover));
         self.log(format!("{sid} snapshot at {}", zx(z)));
     }
 
@@ -1176,7 +1256,7 @@ impl Sim {
             .log
             .last()
             .map(|e| e.header.zxid)
-            .or(d.snaps.last().map(|s| s.0))
+            .max(d.snaps.last().map(|s| s.0))
             .unwrap_or(0);
         if ends_at != zxid {
             self.fail(&format!(
@@ -1191,7 +1271,7 @@ impl Sim {
             let (tree, last) = {
                 let disk = &self.servers[&sid].disk;
                 let (mut tree, base) = match disk.snaps.last() {
-                    Some((z, bytes)) => (self.load_snap(bytes), *z),
+                    Some((z, bytes, _)) => (self.load_snap(bytes), *z),
                     None => (DataTree::new(tree_cfg()), 0),
                 };
                 let mut last = base;
@@ -1410,8 +1490,12 @@ impl Sim {
                     l.leader_conn = None;
                     l.replica.leader_disconnected(now, &mut out);
                 }
-                QMsg::Snap { zxid, bytes } => {
+                QMsg::Snap { zxid, bytes, cover } => {
                     let tree = self.load_snap(&bytes);
+                    self.servers
+                        .get_mut(&learner)
+                        .expect("known")
+                        .incoming_cover = cover;
                     let l = self.live(learner).expect("up");
                     l.replica.leader_snapshot(zxid, tree, now, &mut out);
                 }
@@ -2267,11 +2351,9 @@ impl Sim {
             }
         }
         // Every committed txn is in the leader's history.
-        let disk = &self.servers[&leader].disk;
-        let snap_z = disk.snaps.last().map_or(0, |s| s.0);
-        let logged: BTreeSet<i64> = disk.log.iter().map(|e| e.header.zxid).collect();
+        let history: BTreeSet<i64> = self.history(leader).into_iter().collect();
         for (z, t) in self.truth.iter() {
-            if t.committed_ms.is_some() && *z > snap_z && !logged.contains(z) {
+            if t.committed_ms.is_some() && !history.contains(z) {
                 self.fail(&format!("final leader {leader} lacks committed {}", zx(*z)));
             }
         }

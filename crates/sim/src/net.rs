@@ -18,6 +18,8 @@ pub enum QMsg {
     Snap {
         zxid: i64,
         bytes: Vec<u8>,
+        /// Simulator bookkeeping: the zxids of the leader's history the snapshot holds.
+        cover: Vec<i64>,
     },
     /// The sender closed its end.
     Eof,

@@ -9,8 +9,8 @@
 //!
 //! **Order of effects**: [`Action::Log`] comes before the ACK of the same zxid, and that
 //! ACK is only released by [`Learner::logged`] (Zab: a follower acknowledges only what is
-//! on its disk). NEWLEADER is acknowledged after `currentEpoch` is persisted and after
-//! every txn received in the sync is durable.
+//! on its disk). `currentEpoch` is persisted only once every txn received in the sync is
+//! durable, and NEWLEADER is acknowledged after that.
 //!
 //! **Invariants** ([`Learner::check_invariants`]): pending proposals are in zxid order and
 //! above the last committed zxid; ACKs wait in zxid order.
@@ -105,8 +105,8 @@ pub struct Learner {
     last_committed: i64,
     /// Proposals logged, not committed (zxid order).
     pending: VecDeque<(i64, Bytes)>,
-    /// Packets to send once the log is durable through the zxid.
-    after_durable: VecDeque<(i64, QuorumPacket)>,
+    /// Actions (ACKs, `currentEpoch`) to release once the log is durable through the zxid.
+    after_durable: VecDeque<(i64, Action)>,
     /// A SNAP packet was seen; the snapshot body comes next.
     snapshot_expected: bool,
 }
@@ -199,17 +199,21 @@ impl Learner {
             if *z > self.durable {
                 break;
             }
-            let (_, p) = self.after_durable.pop_front().expect("front exists");
-            out.push(Action::Send(p));
+            let (_, a) = self.after_durable.pop_front().expect("front exists");
+            out.push(a);
         }
         out
     }
 
     fn send_after_durable(&mut self, zxid: i64, p: QuorumPacket, out: &mut Vec<Action>) {
+        self.after_durable_do(zxid, Action::Send(p), out);
+    }
+
+    fn after_durable_do(&mut self, zxid: i64, a: Action, out: &mut Vec<Action>) {
         if zxid <= self.durable && self.after_durable.is_empty() {
-            out.push(Action::Send(p));
+            out.push(a);
         } else {
-            self.after_durable.push_back((zxid, p));
+            self.after_durable.push_back((zxid, a));
         }
     }
 
@@ -320,12 +324,16 @@ impl Learner {
                 if epoch_of(p.zxid) != self.new_epoch {
                     return self.lose("NEWLEADER of another epoch");
                 }
-                out.push(Action::PersistCurrentEpoch(self.new_epoch));
                 self.stage = Stage::AwaitUpToDate;
                 // Txns of the sync that are still pending were proposed, not committed: ack
                 // them too, so the leader can commit them in this epoch.
                 let pending: Vec<i64> = self.pending.iter().map(|(z, _)| *z).collect();
                 let last = self.last_logged;
+                // `currentEpoch` only once every txn of the sync is on disk: a learner that
+                // crashed in between would otherwise restart with the new epoch and an old
+                // log, win an election on that epoch and truncate committed txns
+                // (ZOOKEEPER-4643).
+                self.after_durable_do(last, Action::PersistCurrentEpoch(self.new_epoch), &mut out);
                 self.send_after_durable(last, ack(make_zxid(self.new_epoch, 0)), &mut out);
                 if !self.cfg.observer {
                     for z in pending {
