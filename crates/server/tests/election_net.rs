@@ -137,7 +137,7 @@ fn one_connection_per_pair(nets: &[&ElectionNet]) -> Result<(), String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_elect_the_highest_sid_then_two_reelect_fast() {
+async fn three_elect_the_highest_sid_then_two_reelect() {
     let mut nets = cluster(&[1, 2, 3], Duration::from_millis(200)).await;
     let (d1, d2, d3) = tokio::join!(
         look(&nets[0], 0, 0),
@@ -158,18 +158,15 @@ async fn three_elect_the_highest_sid_then_two_reelect_fast() {
     .await;
     assert!(settled, "{:?}", one_connection_per_pair(&all));
 
-    // The leader goes away; the two others elect again among themselves, fast.
+    // The leader goes away; the two others elect again among themselves (how fast is for
+    // the failover benchmark to say; `look` only bounds the wait against a hang).
     let leader = nets.pop().expect("three nets");
     leader.shutdown();
     drop(leader);
-    let t0 = Instant::now();
     let (d1, d2) = tokio::join!(look(&nets[0], 0, 0), look(&nets[1], 0, 0));
-    let took = t0.elapsed();
     assert_eq!((d1.leader, d1.state), (2, ServerState::Following), "{d1:?}");
     assert_eq!((d2.leader, d2.state), (2, ServerState::Leading), "{d2:?}");
     assert!(d1.round > 1 && d2.round > 1, "{d1:?} {d2:?}");
-    // finalizeWait (200 ms here) plus round trips on loopback; generous for a loaded box.
-    assert!(took < Duration::from_secs(2), "re-election took {took:?}");
     let two: Vec<&ElectionNet> = nets.iter().collect();
     assert!(
         eventually(Duration::from_secs(5), || one_connection_per_pair(&two)
@@ -181,9 +178,8 @@ async fn three_elect_the_highest_sid_then_two_reelect_fast() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn higher_zxid_beats_higher_sid_and_finalize_wait_is_configurable() {
+async fn higher_zxid_beats_higher_sid_with_a_short_finalize_wait() {
     let nets = cluster(&[1, 2, 3], Duration::from_millis(20)).await;
-    let t0 = Instant::now();
     let (d1, d2, d3) = tokio::join!(
         look(&nets[0], make_zxid(1, 5), 1),
         look(&nets[1], make_zxid(1, 3), 1),
@@ -192,7 +188,6 @@ async fn higher_zxid_beats_higher_sid_and_finalize_wait_is_configurable() {
     for (d, sid) in [(d1, 1), (d2, 2), (d3, 3)] {
         assert_eq!((d.leader, d.state), (1, role(1, sid)), "sid {sid}: {d:?}");
     }
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +226,7 @@ async fn an_unreachable_peer_does_not_hold_up_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_observer_learns_the_leader_and_failover_is_fast() {
+async fn an_observer_learns_the_leader_after_failover() {
     // Voters 1-3 and observer 4, with a short finalize wait as the server passes for a
     // small tickTime.
     let mut ls = Vec::new();
@@ -273,22 +268,15 @@ async fn an_observer_learns_the_leader_and_failover_is_fast() {
     }
     assert_eq!((d4.leader, d4.state), (3, ServerState::Observing), "{d4:?}");
 
-    // The leader dies after discovery set epoch 1; the voters left elect 2 within a few
-    // finalize waits, and the observer, looking again, learns it from their answers.
+    // The leader dies after discovery set epoch 1; the voters left elect 2, and the
+    // observer, looking again, learns it from their answers.
     for n in &nets[..2] {
         n.update_election_vote(1);
     }
     drop(nets.remove(2));
-    let t0 = Instant::now();
     let (d1, d2) = tokio::join!(look(&nets[0], 0, 1), look(&nets[1], 0, 1));
-    let took = t0.elapsed();
     assert_eq!((d1.leader, d1.state), (2, ServerState::Following), "{d1:?}");
     assert_eq!((d2.leader, d2.state), (2, ServerState::Leading), "{d2:?}");
-    eprintln!("re-election with finalize_wait 50 ms took {took:?}");
-    assert!(
-        took < Duration::from_millis(500),
-        "re-election took {took:?}"
-    );
     for n in &nets[..2] {
         n.update_election_vote(2);
     }
