@@ -503,7 +503,11 @@ impl Replica {
                 self.push_history(zxid, bytes.clone());
                 out.push(ReplicaOutput::Client(o));
                 if let State::Leading(l) = &mut self.state {
-                    actions.extend(l.propose(zxid, bytes));
+                    // After the zxid counter ran out the leader abdicates (queued in
+                    // `actions`); txns of the same batch stay in log and tree only.
+                    if l.can_propose() {
+                        actions.extend(l.propose(zxid, bytes));
+                    }
                 }
                 continue;
             }

@@ -387,8 +387,20 @@ impl Leader {
         let Some(h) = self.handlers.get_mut(&peer) else {
             return out;
         };
-        if h.stage == Stage::Active {
+        let active = h.stage == Stage::Active;
+        if active {
             h.deadline = now + sync_limit;
+        }
+        if !active
+            && matches!(
+                packet.packet_type,
+                PacketType::Ping | PacketType::Request | PacketType::Revalidate
+            )
+        {
+            // Session traffic belongs to a learner past UPTODATE: before that this leader
+            // may not even be established, and could not propose what it asks for.
+            self.drop_peer(peer, &mut out);
+            return out;
         }
         match packet.packet_type {
             PacketType::FollowerInfo | PacketType::ObserverInfo => {
@@ -411,11 +423,11 @@ impl Leader {
                     request,
                     authinfo: packet.authinfo.unwrap_or_default(),
                 }),
-                Err(_) => out.push(Action::Close { peer }),
+                Err(_) => self.drop_peer(peer, &mut out),
             },
             PacketType::Revalidate => match RevalidateRequest::decode(packet.data_bytes()) {
                 Ok(request) => out.push(Action::Revalidate { peer, request }),
-                Err(_) => out.push(Action::Close { peer }),
+                Err(_) => self.drop_peer(peer, &mut out),
             },
             _ => {
                 // Java logs unexpected packets and carries on.
@@ -965,4 +977,70 @@ fn leader_info(epoch: i64) -> QuorumPacket {
 
 fn send(peer: PeerId, packet: QuorumPacket) -> Action {
     Action::Send { peer, packet }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_proto::quorum::RevalidateRequest;
+
+    fn leader() -> Leader {
+        let cfg = LeaderConfig {
+            my_sid: 3,
+            voters: [1, 2, 3].into_iter().collect(),
+            observers: BTreeSet::new(),
+            init_limit_half_ticks: 20,
+            sync_limit_half_ticks: 10,
+            config_text: Bytes::new(),
+            commit_log_count: COMMIT_LOG_COUNT_DEFAULT,
+        };
+        let start = LeaderStart {
+            accepted_epoch: 0,
+            current_epoch: 0,
+            last_zxid: 0,
+        };
+        Leader::new(cfg, start).0
+    }
+
+    fn info(sid: Sid) -> QuorumPacket {
+        QuorumPacket::new(
+            PacketType::FollowerInfo,
+            0,
+            Some(LearnerInfo::new(sid, 0).to_bytes()),
+        )
+    }
+
+    /// A learner that sends session traffic before it was told UPTODATE (a buggy or hostile
+    /// peer) is dropped: nothing reaches the pipeline of a leader not yet established.
+    #[test]
+    fn session_traffic_before_uptodate_drops_the_learner() {
+        let request = LearnerRequest {
+            session_id: 1,
+            cxid: 1,
+            op: 2,
+            body: Bytes::from_static(&[0, 0, 0, 1, b'/', 0, 0, 0, 0]),
+        };
+        let revalidate = RevalidateRequest {
+            session_id: 1,
+            timeout_ms: 4000,
+        };
+        let packets = [
+            QuorumPacket::new(PacketType::Request, -1, Some(request.to_bytes())),
+            QuorumPacket::new(PacketType::Revalidate, -1, Some(revalidate.to_bytes())),
+            QuorumPacket::new(PacketType::Ping, 0, Some(Bytes::new())),
+        ];
+        for p in packets {
+            let mut l = leader();
+            l.connected(7);
+            let a = l.step(7, info(1));
+            assert!(
+                a.iter().any(|a| matches!(a, Action::Send { peer: 7, .. })),
+                "{a:?}"
+            );
+            let a = l.step(7, p.clone());
+            assert_eq!(a, vec![Action::Close { peer: 7 }], "{:?}", p.packet_type);
+            assert!(l.step(7, p).is_empty(), "a dropped learner is forgotten");
+            l.check_invariants();
+        }
+    }
 }
