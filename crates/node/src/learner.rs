@@ -15,13 +15,11 @@
 //! waiting for the leader; `syncs` lists the sessions with a forwarded `sync`, in the order
 //! they were sent.
 
-use crate::node::{send_frame, ConnId, Connection, Node, Now, Output};
-use crate::session::session_password;
-use bytes::Bytes;
+use crate::node::{send_frame, ConnId, Node, Now, Output};
 use corral_proto::quorum::{LearnerRequest, RevalidateReply, SessionTouch};
 use corral_proto::{
-    ConnectRequest, ConnectResponse, ErrorCode, Id, OpCode, Record, ReplyHeader, Request,
-    RequestError, Response, Txn, TxnEntry, Writer,
+    ConnectRequest, ConnectResponse, ErrorCode, Id, OpCode, Record, Request, RequestError,
+    Response, Txn, TxnEntry, Writer,
 };
 use corral_tree::Caller;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -43,6 +41,17 @@ struct HalfOpen {
     peer_ip: String,
     timeout_ms: i32,
     read_only: Option<bool>,
+}
+
+impl HalfOpen {
+    fn new(conn: ConnId, peer_ip: &str, req: &ConnectRequest, timeout_ms: i32) -> HalfOpen {
+        HalfOpen {
+            conn,
+            peer_ip: peer_ip.to_owned(),
+            timeout_ms,
+            read_only: req.read_only,
+        }
+    }
 }
 
 /// Learner-side bookkeeping (empty on a leader or standalone server).
@@ -88,7 +97,13 @@ impl LearnerPipeline {
         conns
     }
 
-    fn touch(&mut self, session_id: i64, timeout_ms: i32) {
+    /// Records activity of a session, with the timeout this member knows for it.
+    pub(crate) fn touch(&mut self, sessions: &crate::session::SessionTracker, session_id: i64) {
+        let timeout_ms = sessions.timeout_ms(session_id).unwrap_or(0);
+        self.touched.insert(session_id, timeout_ms);
+    }
+
+    fn touch_with(&mut self, session_id: i64, timeout_ms: i32) {
         self.touched.insert(session_id, timeout_ms);
     }
 }
@@ -114,9 +129,36 @@ fn is_forwarded(req: &Request) -> bool {
 }
 
 impl Node {
-    /// Learner: the handshake of a new connection. A new session is created by the leader;
-    /// a returning one is revalidated by it. Either way the answer comes later.
-    pub(crate) fn learner_connect(
+    /// Learner: a new session, created by the leader; the handshake completes when its
+    /// createSession commits here ([`Node::apply_committed`]).
+    pub(crate) fn learner_create_session(
+        &mut self,
+        conn: ConnId,
+        peer_ip: &str,
+        req: &ConnectRequest,
+        session_id: i64,
+        timeout_ms: i32,
+        out: &mut Vec<Output>,
+    ) {
+        let mut body = Writer::with_capacity(4);
+        body.write_i32(timeout_ms);
+        self.learner
+            .creating
+            .insert(session_id, HalfOpen::new(conn, peer_ip, req, timeout_ms));
+        out.push(Output::Forward {
+            request: LearnerRequest {
+                session_id,
+                cxid: 0,
+                op: OpCode::CreateSession.code(),
+                body: body.into_bytes(),
+            },
+            auth: Vec::new(),
+        });
+    }
+
+    /// Learner: a returning session (password already checked); the leader says whether
+    /// it is still alive ([`Node::revalidated`]).
+    pub(crate) fn learner_revalidate(
         &mut self,
         conn: ConnId,
         peer_ip: &str,
@@ -124,45 +166,12 @@ impl Node {
         timeout_ms: i32,
         out: &mut Vec<Output>,
     ) {
-        let half = HalfOpen {
-            conn,
-            peer_ip: peer_ip.to_owned(),
-            timeout_ms,
-            read_only: req.read_only,
-        };
-        if req.session_id == 0 {
-            let session_id = self.sessions.next_id();
-            let mut body = Writer::with_capacity(4);
-            body.write_i32(timeout_ms);
-            self.learner.creating.insert(session_id, half);
-            out.push(Output::Forward {
-                request: LearnerRequest {
-                    session_id,
-                    cxid: 0,
-                    op: OpCode::CreateSession.code(),
-                    body: body.into_bytes(),
-                },
-                auth: Vec::new(),
-            });
-            return;
-        }
-        let session_id = req.session_id;
-        if let Some(old) = self.session_owner.get(&session_id).copied() {
-            if old != conn {
-                self.drop_connection(old);
-                out.push(Output::Close { conn: old });
-            }
-        }
-        if req.passwd.as_ref() != session_password(session_id) {
-            send_frame(out, conn, |w| {
-                ConnectResponse::invalid(req.read_only).write(w)
-            });
-            out.push(Output::Close { conn });
-            return;
-        }
-        self.learner.revalidating.insert(session_id, half);
+        self.learner.revalidating.insert(
+            req.session_id,
+            HalfOpen::new(conn, peer_ip, req, timeout_ms),
+        );
         out.push(Output::Revalidate {
-            session_id,
+            session_id: req.session_id,
             timeout_ms,
         });
     }
@@ -175,8 +184,15 @@ impl Node {
         if reply.valid && self.tree.session_exists(reply.session_id) {
             self.sessions
                 .add(reply.session_id, half.timeout_ms, now.mono_ms);
-            self.learner.touch(reply.session_id, half.timeout_ms);
-            self.open_session(reply.session_id, &half, out);
+            self.learner.touch_with(reply.session_id, half.timeout_ms);
+            self.bind_session(
+                half.conn,
+                &half.peer_ip,
+                reply.session_id,
+                half.timeout_ms,
+                half.read_only,
+                out,
+            );
         } else {
             send_frame(out, half.conn, |w| {
                 ConnectResponse::invalid(half.read_only).write(w)
@@ -185,66 +201,17 @@ impl Node {
         }
     }
 
-    fn open_session(&mut self, session_id: i64, half: &HalfOpen, out: &mut Vec<Output>) {
-        self.conns.insert(
-            half.conn,
-            Connection {
-                session_id,
-                auth: vec![Id::new("ip", &half.peer_ip)],
-                peer_ip: half.peer_ip.clone(),
-            },
-        );
-        self.session_owner.insert(session_id, half.conn);
-        let resp = ConnectResponse {
-            protocol_version: 0,
-            timeout_ms: half.timeout_ms,
-            session_id,
-            passwd: Bytes::copy_from_slice(&session_password(session_id)),
-            read_only: half.read_only.map(|_| false),
-        };
-        send_frame(out, half.conn, |w| resp.write(w));
-    }
-
-    /// Learner: one request of an established connection.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn learner_request(
+    /// Learner: one decoded request of an established connection: answered here, queued
+    /// behind the session's pending forwarded request, or forwarded.
+    pub(crate) fn learner_route(
         &mut self,
         conn: ConnId,
         session_id: i64,
         xid: i32,
-        op: i32,
-        decoded: Result<Request, RequestError>,
+        req: Request,
         now: Now,
         out: &mut Vec<Output>,
     ) {
-        let timeout = self.sessions.timeout_ms(session_id).unwrap_or(0);
-        self.learner.touch(session_id, timeout);
-        let req = match decoded {
-            Ok(r) => r,
-            Err(RequestError::UnknownOp(_)) => {
-                send_frame(out, conn, |w| {
-                    ReplyHeader {
-                        xid,
-                        zxid: -1,
-                        err: ErrorCode::Unimplemented.code(),
-                    }
-                    .write(w)
-                });
-                out.push(Output::Close { conn });
-                return;
-            }
-            Err(RequestError::BadMulti(code)) => {
-                // The leader would log this as an error txn; a learner cannot re-encode
-                // what it could not decode, so it answers the same error itself.
-                let _ = op;
-                self.reply_err(out, conn, xid, code);
-                return;
-            }
-            Err(RequestError::Malformed(_)) => {
-                out.push(Output::Close { conn });
-                return;
-            }
-        };
         // Pings and auth are answered at once, as ZooKeeper's connection layer does (auth
         // must apply to later forwarded writes).
         if matches!(req, Request::Ping | Request::Auth(_) | Request::Sasl { .. }) {
@@ -329,8 +296,15 @@ impl Node {
         self.route(applied.notifications, out);
         if let Txn::CreateSession { .. } = entry.txn {
             if let Some(half) = self.learner.creating.remove(&session_id) {
-                self.learner.touch(session_id, half.timeout_ms);
-                self.open_session(session_id, &half, out);
+                self.learner.touch_with(session_id, half.timeout_ms);
+                self.bind_session(
+                    half.conn,
+                    &half.peer_ip,
+                    session_id,
+                    half.timeout_ms,
+                    half.read_only,
+                    out,
+                );
             }
             return;
         }

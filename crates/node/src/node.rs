@@ -269,12 +269,13 @@ impl Node {
             return;
         }
         let timeout_ms = self.negotiate_timeout(req.timeout_ms);
-        if self.mode == Mode::Learner {
-            self.learner_connect(conn, peer_ip, req, timeout_ms, out);
-            return;
-        }
         let session_id = if req.session_id == 0 {
             let id = self.sessions.next_id();
+            if self.mode == Mode::Learner {
+                // The leader creates it; the handshake completes when that commits here.
+                self.learner_create_session(conn, peer_ip, req, id, timeout_ms, out);
+                return;
+            }
             let hdr = TxnHeader {
                 session_id: id,
                 cxid: 0,
@@ -297,6 +298,11 @@ impl Node {
                 }
             }
             let password_ok = req.passwd.as_ref() == session_password(id);
+            if password_ok && self.mode == Mode::Learner {
+                // Only the leader knows whether the session is still alive.
+                self.learner_revalidate(conn, peer_ip, req, timeout_ms, out);
+                return;
+            }
             if !password_ok || !self.sessions.is_live(id) || !self.tree.session_exists(id) {
                 send_frame(out, conn, |w| {
                     ConnectResponse::invalid(req.read_only).write(w)
@@ -307,6 +313,19 @@ impl Node {
             self.sessions.set_timeout(id, timeout_ms, now.mono_ms);
             id
         };
+        self.bind_session(conn, peer_ip, session_id, timeout_ms, req.read_only, out);
+    }
+
+    /// Binds `conn` to `session_id` and sends the ConnectResponse.
+    pub(crate) fn bind_session(
+        &mut self,
+        conn: ConnId,
+        peer_ip: &str,
+        session_id: i64,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+        out: &mut Vec<Output>,
+    ) {
         self.conns.insert(
             conn,
             Connection {
@@ -321,7 +340,7 @@ impl Node {
             timeout_ms,
             session_id,
             passwd: Bytes::copy_from_slice(&session_password(session_id)),
-            read_only: req.read_only.map(|_| false),
+            read_only: read_only.map(|_| false),
         };
         send_frame(out, conn, |w| resp.write(w));
     }
@@ -341,11 +360,15 @@ impl Node {
             out.push(Output::Close { conn });
             return;
         };
-        if self.mode == Mode::Learner {
-            self.learner_request(conn, session_id, xid, op, decoded, now, out);
-            return;
-        }
-        if !self.sessions.touch(session_id, now.mono_ms) {
+        let live = match self.mode {
+            // The leader's tracker decides; a learner only relays the activity.
+            Mode::Learner => {
+                self.learner.touch(&self.sessions, session_id);
+                true
+            }
+            _ => self.sessions.touch(session_id, now.mono_ms),
+        };
+        if !live {
             // The session expired or is closing while this connection was still open.
             self.reply_err(out, conn, xid, ErrorCode::SessionExpired);
             out.push(Output::Close { conn });
@@ -365,7 +388,9 @@ impl Node {
                 out.push(Output::Close { conn });
                 return;
             }
-            Err(RequestError::BadMulti(code)) if op == OpCode::Multi.code() => {
+            Err(RequestError::BadMulti(code))
+                if op == OpCode::Multi.code() && self.mode != Mode::Learner =>
+            {
                 // ZooKeeper fails such a multi in prep: it is logged as an error txn.
                 let hdr = self.next_header(session_id, xid, now, OpCode::Error.code());
                 let zxid = hdr.zxid;
@@ -374,7 +399,8 @@ impl Node {
                 return;
             }
             Err(RequestError::BadMulti(code)) => {
-                // A multiRead is a read: refused without a txn.
+                // A multiRead is a read: refused without a txn. A learner cannot forward a
+                // multi it could not decode, so it answers the leader's error itself.
                 self.reply_err(out, conn, xid, code);
                 return;
             }
@@ -383,7 +409,11 @@ impl Node {
                 return;
             }
         };
-        self.handle(conn, session_id, xid, req, now, out);
+        if self.mode == Mode::Learner {
+            self.learner_route(conn, session_id, xid, req, now, out);
+        } else {
+            self.handle(conn, session_id, xid, req, now, out);
+        }
     }
 
     /// Handles one decoded request of an established connection (every mode; a learner
