@@ -141,7 +141,6 @@ pub struct Replica {
     cfg: ReplicaConfig,
     node: Node,
     state: State,
-    role: Role,
     accepted_epoch: i64,
     current_epoch: i64,
     /// Last zxid in the log (LOOKING: also the tree's).
@@ -178,7 +177,6 @@ impl Replica {
             cfg,
             node,
             state: State::Looking,
-            role: Role::Looking,
             accepted_epoch,
             current_epoch,
             last_logged,
@@ -210,7 +208,12 @@ impl Replica {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        match self.state {
+            State::Looking => Role::Looking,
+            State::Leading(_) => Role::Leading,
+            State::Learning(_) if self.cfg.is_observer() => Role::Observing,
+            State::Learning(_) => Role::Following,
+        }
     }
 
     pub fn leader_sid(&self) -> Option<Sid> {
@@ -296,7 +299,6 @@ impl Replica {
         let (mut l, actions) = Leader::new(cfg, start);
         l.seed_committed_log(self.history_floor, self.history.iter().cloned());
         self.state = State::Leading(Box::new(l));
-        self.role = Role::Leading;
         self.leader_sid = Some(self.cfg.my_sid);
         self.next_half_tick_ms = now.mono_ms + half;
         out.push(ReplicaOutput::ListenForLearners(true));
@@ -332,11 +334,6 @@ impl Replica {
             last_zxid: self.last_logged,
         };
         self.state = State::Learning(Box::new(Learner::new(cfg, start)));
-        self.role = if self.cfg.is_observer() {
-            Role::Observing
-        } else {
-            Role::Following
-        };
         self.leader_sid = Some(leader);
         self.next_half_tick_ms = now.mono_ms + self.half_tick_ms();
         for (peer, _) in std::mem::take(&mut self.early_learners) {
@@ -374,7 +371,6 @@ impl Replica {
         }
         self.node
             .set_last_zxid(self.last_logged.max(self.node.last_zxid()));
-        self.role = Role::Looking;
         self.leader_sid = None;
         out.push(ReplicaOutput::RoleChanged(Role::Looking));
         out.push(ReplicaOutput::Elect);
@@ -593,7 +589,6 @@ impl Replica {
                     self.truncate_history(z);
                     out.push(ReplicaOutput::Truncate { zxid: z, reload });
                 }
-                learner::Action::ExpectSnapshot(_) => {}
                 learner::Action::Log { zxid, data } => {
                     match TxnEntry::decode(&mut Reader::from_slice(&data)) {
                         Ok(entry) if entry.header.zxid == zxid => {
@@ -621,7 +616,7 @@ impl Replica {
                 learner::Action::UpToDate => {
                     let z = self.node.last_zxid();
                     self.node.start_serving(Mode::Learner, z, now);
-                    out.push(ReplicaOutput::RoleChanged(self.role));
+                    out.push(ReplicaOutput::RoleChanged(self.role()));
                 }
                 learner::Action::SyncDone => {
                     self.node_out.clear();

@@ -14,7 +14,7 @@
 use crate::core::{Core, Engine};
 use crate::durable::{self, LogCmd};
 use crate::election_net::{Decision, ElectionNet};
-use crate::quorum_net::{self, Generations, PeerOut, PeerSender, QuorumEvent};
+use crate::quorum_net::{self, PeerOut, PeerSender, QuorumEvent};
 use crate::settings::QuorumSettings;
 use crate::stats::{LearnerCounts, Role as StatsRole};
 use corral_node::replica::{ReplicaOutput, Role};
@@ -47,7 +47,8 @@ pub struct QuorumShell {
     /// The leader connection: its generation, and its writer once connected.
     leader: Option<(u64, Option<PeerSender>)>,
     election_gen: u64,
-    gens: Generations,
+    /// Generation of the newest leader connection (events of older ones are ignored).
+    leader_gen: u64,
 }
 
 impl QuorumShell {
@@ -72,7 +73,7 @@ impl QuorumShell {
             peers: HashMap::new(),
             leader: None,
             election_gen: 0,
-            gens: Generations::default(),
+            leader_gen: 0,
         }
     }
 
@@ -254,7 +255,8 @@ impl Core {
             }
             ReplicaOutput::ConnectLeader { sid } => {
                 let q = self.quorum.as_mut()?;
-                let gen = q.gens.next();
+                q.leader_gen += 1;
+                let gen = q.leader_gen;
                 q.leader = Some((gen, None));
                 let Some(addr) = q.settings.member(sid).map(|m| m.quorum_addr) else {
                     tracing::error!(sid, "elected leader is not in the configuration");

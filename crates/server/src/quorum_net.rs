@@ -25,8 +25,6 @@ use corral_storage::snapstream::{self, SnapStreamCheck, SnapStreamScanner};
 use corral_tree::{DataTree, TreeConfig};
 use corral_zab::leader::PeerId;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -106,12 +104,13 @@ pub async fn accept_loop(
     events: mpsc::UnboundedSender<QuorumEvent>,
     tree_cfg: TreeConfig,
 ) {
-    static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
+    let mut next_peer: PeerId = 0;
     loop {
         let Ok((stream, addr)) = listener.accept().await else {
             continue;
         };
-        let peer = NEXT_PEER.fetch_add(1, Ordering::Relaxed);
+        next_peer += 1;
+        let peer = next_peer;
         tracing::debug!(peer, %addr, "learner connection");
         let out = spawn_connection(stream, Side::Leader(peer), events.clone(), tree_cfg.clone());
         if events
@@ -317,15 +316,3 @@ async fn write_loop(
         }
     }
 }
-
-/// The generation counter for learner connections.
-#[derive(Debug, Default)]
-pub struct Generations(AtomicU64);
-
-impl Generations {
-    pub fn next(&self) -> u64 {
-        self.0.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
-pub type SharedGenerations = Arc<Generations>;

@@ -192,8 +192,6 @@ pub struct Leader {
     log_floor: i64,
     last_committed: i64,
     last_proposed: i64,
-    /// Highest zxid on the leader's own disk.
-    last_logged: i64,
     /// Learner syncs waiting for a zxid to commit: (zxid, peer).
     pending_syncs: VecDeque<(i64, PeerId)>,
 }
@@ -224,7 +222,6 @@ impl Leader {
             log_floor: start.last_zxid,
             last_committed: start.last_zxid,
             last_proposed: start.last_zxid,
-            last_logged: start.last_zxid,
             pending_syncs: VecDeque::new(),
         };
         l.connecting.insert(l.cfg.my_sid, start.accepted_epoch);
@@ -332,7 +329,6 @@ impl Leader {
     /// The leader's own log is durable up to `zxid`: that is its ack.
     pub fn logged(&mut self, zxid: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        self.last_logged = self.last_logged.max(zxid);
         let me = self.cfg.my_sid;
         for (_, p) in self.outstanding.range_mut(..=zxid) {
             p.acks.insert(me);

@@ -53,9 +53,6 @@ pub enum Action {
     PersistCurrentEpoch(i64),
     /// Forget every txn after `zxid` (log, snapshots, and the tree if it is beyond).
     Truncate(i64),
-    /// The leader sends a snapshot at `zxid` next on the stream: replace the tree with it,
-    /// and persist it before logging anything after it.
-    ExpectSnapshot(i64),
     /// Append this txn (log-entry bytes) to the log; report [`Learner::logged`].
     Log {
         zxid: i64,
@@ -263,8 +260,9 @@ impl Learner {
                 self.last_committed = self.last_committed.min(p.zxid);
             }
             (Stage::Syncing, PacketType::Snap) => {
+                // The snapshot itself follows on the stream; the replica installs it and
+                // reports [`Learner::snapshot_installed`].
                 self.snapshot_expected = true;
-                out.push(Action::ExpectSnapshot(p.zxid));
             }
             (Stage::Syncing | Stage::AwaitUpToDate | Stage::Serving, PacketType::Proposal) => {
                 // A DIFF sync sends PROPOSAL + COMMIT pairs to observers too (Java's
