@@ -81,11 +81,17 @@ impl std::fmt::Debug for SnapshotView {
 /// What the shell must do, in order.
 #[derive(Debug)]
 pub enum ReplicaOutput {
-    /// A client-side output. [`Output::Append`] logs the txn and holds every later client
-    /// output until [`ReplicaOutput::Release`] reaches its zxid.
+    /// A frame or close for a client connection (never an [`Output::Append`]: the replica
+    /// turns those into [`ReplicaOutput::Log`]).
     Client(Output),
-    /// Append a txn to the log without holding anything (a learner's proposal).
-    Log(TxnEntry),
+    /// Append this txn (its log-entry bytes, encoded once for log and proposal alike). If
+    /// `hold` (a leader's own write), every later client output waits until
+    /// [`ReplicaOutput::Release`] reaches `zxid`; a learner's proposal holds nothing.
+    Log {
+        zxid: i64,
+        bytes: Bytes,
+        hold: bool,
+    },
     /// Held client output up to this zxid may go.
     Release(i64),
     /// Drop every held client output (the connections are being closed).
@@ -151,6 +157,8 @@ pub struct Replica {
     next_half_tick_ms: i64,
     leader_sid: Option<Sid>,
     node_out: Vec<Output>,
+    /// Learner: txns logged but not committed yet, decoded once (zxid order).
+    pending: VecDeque<TxnEntry>,
     /// Learners that connected (and what they sent) while this member was still LOOKING:
     /// its election may end a moment after theirs, and they are handed to the leader then.
     early_learners: Vec<(PeerId, Vec<QuorumPacket>)>,
@@ -185,6 +193,7 @@ impl Replica {
             next_half_tick_ms: now.mono_ms,
             leader_sid: None,
             node_out: Vec::new(),
+            pending: VecDeque::new(),
             early_learners: Vec::new(),
         };
         for (z, b) in recent {
@@ -356,15 +365,13 @@ impl Replica {
             State::Leading(_) => {
                 out.push(ReplicaOutput::ListenForLearners(false));
             }
-            State::Learning(mut l) => {
+            State::Learning(_) => {
                 out.push(ReplicaOutput::CloseLeader);
                 // Proposals logged but never committed here: apply them, so the tree is
                 // the log again (the next leader's sync starts from the logged zxid).
                 let mut sink = Vec::new();
-                for (_, data) in l.take_pending() {
-                    if let Ok(entry) = TxnEntry::decode(&mut Reader::from_slice(&data)) {
-                        self.node.apply_committed(&entry, now, &mut sink);
-                    }
+                for entry in std::mem::take(&mut self.pending) {
+                    self.node.apply_committed(&entry, now, &mut sink);
                 }
             }
             State::Looking => {}
@@ -497,7 +504,11 @@ impl Replica {
                 let bytes = entry.to_bytes();
                 self.last_logged = zxid;
                 self.push_history(zxid, bytes.clone());
-                out.push(ReplicaOutput::Client(o));
+                out.push(ReplicaOutput::Log {
+                    zxid,
+                    bytes: bytes.clone(),
+                    hold: true,
+                });
                 if let State::Leading(l) = &mut self.state {
                     // After the zxid counter ran out the leader abdicates (queued in
                     // `actions`); txns of the same batch stay in log and tree only.
@@ -559,6 +570,7 @@ impl Replica {
             return;
         }
         l.snapshot_installed(zxid);
+        self.pending.clear();
         self.node.reset_tree(tree, zxid);
         self.last_logged = zxid;
         self.history.clear();
@@ -584,6 +596,7 @@ impl Replica {
                     out.push(ReplicaOutput::PersistCurrentEpoch(e));
                 }
                 learner::Action::Truncate(z) => {
+                    self.pending.retain(|e| e.header.zxid <= z);
                     let reload = self.node.last_zxid() > z;
                     self.last_logged = z;
                     self.truncate_history(z);
@@ -593,8 +606,13 @@ impl Replica {
                     match TxnEntry::decode(&mut Reader::from_slice(&data)) {
                         Ok(entry) if entry.header.zxid == zxid => {
                             self.last_logged = zxid;
-                            self.push_history(zxid, data);
-                            out.push(ReplicaOutput::Log(entry));
+                            self.push_history(zxid, data.clone());
+                            self.pending.push_back(entry);
+                            out.push(ReplicaOutput::Log {
+                                zxid,
+                                bytes: data,
+                                hold: false,
+                            });
                         }
                         _ => {
                             self.look("undecodable proposal from the leader", now, out);
@@ -602,11 +620,13 @@ impl Replica {
                         }
                     }
                 }
-                learner::Action::Commit { data, .. } => {
-                    let Ok(entry) = TxnEntry::decode(&mut Reader::from_slice(&data)) else {
-                        self.look("undecodable commit from the leader", now, out);
+                learner::Action::Commit { zxid } => {
+                    // The learner checked the commit names the oldest pending txn.
+                    let Some(entry) = self.pending.pop_front() else {
+                        self.look("a commit of a txn never logged", now, out);
                         return;
                     };
+                    debug_assert_eq!(entry.header.zxid, zxid, "commit out of order");
                     self.node_out.clear();
                     self.node.apply_committed(&entry, now, &mut self.node_out);
                     for o in self.node_out.drain(..) {

@@ -32,6 +32,11 @@ pub const GROUP_COMMIT_TXNS_MAX: usize = 1000;
 /// Commands from the core to the log thread.
 pub enum LogCmd {
     Append(TxnEntry),
+    /// An entry already encoded (an ensemble member has the proposal's bytes).
+    AppendEncoded {
+        zxid: i64,
+        bytes: bytes::Bytes,
+    },
     /// A learner's TRUNC or SNAP: sync what is queued, close the log, forget every txn
     /// after `zxid` (logs and newer snapshots), and append after `zxid` from now on. The
     /// outcome is reported on `done` (the core waits for it).
@@ -152,10 +157,16 @@ fn log_loop(
                         }
                     }
                 }
-                LogCmd::Append(entry) => {
-                    let zxid = entry.header.zxid;
+                cmd @ (LogCmd::Append(_) | LogCmd::AppendEncoded { .. }) => {
                     let before = writer.current_file_bytes();
-                    if let Err(e) = writer.append(&entry) {
+                    let (zxid, r) = match cmd {
+                        LogCmd::Append(entry) => (entry.header.zxid, writer.append(&entry)),
+                        LogCmd::AppendEncoded { zxid, bytes } => {
+                            (zxid, writer.append_encoded(zxid, &bytes))
+                        }
+                        _ => unreachable!("matched above"),
+                    };
+                    if let Err(e) = r {
                         let _ = events.send(LogEvent::Failed(e.to_string()));
                         return;
                     }

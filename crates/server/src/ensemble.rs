@@ -209,8 +209,12 @@ impl Core {
     fn replica_output(&mut self, o: ReplicaOutput) -> Option<Vec<ReplicaOutput>> {
         match o {
             ReplicaOutput::Client(c) => self.client_output(c),
-            ReplicaOutput::Log(entry) => {
-                let _ = self.storage.log.send(LogCmd::Append(entry));
+            ReplicaOutput::Log { zxid, bytes, hold } => {
+                if hold {
+                    // Client output from here on waits for this txn's Release.
+                    self.appended_zxid = zxid;
+                }
+                let _ = self.storage.log.send(LogCmd::AppendEncoded { zxid, bytes });
             }
             ReplicaOutput::Release(z) => self.release(z),
             ReplicaOutput::DiscardHeld => {

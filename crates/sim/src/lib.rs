@@ -760,7 +760,19 @@ impl Sim {
         let now = now_of(self.now);
         match o {
             ReplicaOutput::Client(o) => self.client_output(sid, o),
-            ReplicaOutput::Log(entry) => self.disk_append(sid, entry),
+            ReplicaOutput::Log { zxid, bytes, hold } => {
+                let Ok(entry) = TxnEntry::decode(&mut Reader::from_slice(&bytes)) else {
+                    self.fail(&format!("{sid}: logs undecodable bytes as {}", zx(zxid)))
+                };
+                if entry.header.zxid != zxid {
+                    self.fail(&format!("{sid}: Log of {} holds another txn", zx(zxid)));
+                }
+                self.disk_append(sid, entry);
+                if hold {
+                    let l = self.live(sid).expect("up");
+                    l.gate = l.gate.max(zxid);
+                }
+            }
             ReplicaOutput::Release(z) => {
                 self.record_commits(sid, z);
                 let l = self.live(sid).expect("up");
@@ -1508,15 +1520,9 @@ impl Sim {
 
     fn client_output(&mut self, sid: Sid, o: Output) {
         match o {
-            Output::Append(entry) => {
-                let z = entry.header.zxid;
-                self.disk_append(sid, entry);
-                let l = self.live(sid).expect("up");
-                l.gate = l.gate.max(z);
-            }
-            Output::Forward { .. } | Output::Revalidate { .. } => {
-                self.fail(&format!("{sid}: a learner-only output reached the shell"))
-            }
+            Output::Append(_) | Output::Forward { .. } | Output::Revalidate { .. } => self.fail(
+                &format!("{sid}: a pipeline-internal output reached the shell"),
+            ),
             other => {
                 let l = self.live(sid).expect("up");
                 if l.gate > l.released || !l.held.is_empty() {

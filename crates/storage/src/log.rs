@@ -884,8 +884,13 @@ impl TxnLogWriter {
 
     /// Buffers one entry. Starts a new file first when there is none or a roll is pending.
     pub fn append(&mut self, entry: &TxnEntry) -> Result<()> {
+        self.append_encoded(entry.header.zxid, &entry.to_bytes())
+    }
+
+    /// [`Self::append`] for an entry already encoded (`TxnEntry::to_bytes`, as a quorum
+    /// proposal carries it), so it is not encoded twice. `zxid` must be the entry's.
+    pub fn append_encoded(&mut self, zxid: i64, bytes: &[u8]) -> Result<()> {
         self.check()?;
-        let zxid = entry.header.zxid;
         if let Some(last) = self.last_zxid {
             if zxid <= last {
                 return Err(StorageError::ZxidNotIncreasing {
@@ -894,14 +899,13 @@ impl TxnLogWriter {
                 });
             }
         }
-        let bytes = entry.to_bytes();
         if bytes.len() > ENTRY_BYTES_MAX {
             return Err(StorageError::EntryTooLarge {
                 bytes: bytes.len(),
                 max: ENTRY_BYTES_MAX,
             });
         }
-        let r = self.append_bytes(zxid, &bytes);
+        let r = self.append_bytes(zxid, bytes);
         self.latch(r)
     }
 

@@ -58,10 +58,9 @@ pub enum Action {
         zxid: i64,
         data: Bytes,
     },
-    /// Apply this committed txn to the tree.
+    /// Apply the txn logged (by [`Action::Log`]) with this zxid to the tree.
     Commit {
         zxid: i64,
-        data: Bytes,
     },
     /// Synced: start serving clients.
     UpToDate,
@@ -101,7 +100,7 @@ pub struct Learner {
     durable: i64,
     last_committed: i64,
     /// Proposals logged, not committed (zxid order).
-    pending: VecDeque<(i64, Bytes)>,
+    pending: VecDeque<i64>,
     /// Actions (ACKs, `currentEpoch`) to release once the log is durable through the zxid.
     after_durable: VecDeque<(i64, Action)>,
     /// A SNAP packet was seen; the snapshot body comes next.
@@ -136,12 +135,6 @@ impl Learner {
 
     pub fn last_committed(&self) -> i64 {
         self.last_committed
-    }
-
-    /// Proposals logged but not committed, in zxid order (the replica applies them when it
-    /// stops following, so its tree again equals its log).
-    pub fn take_pending(&mut self) -> Vec<(i64, Bytes)> {
-        self.pending.drain(..).collect()
     }
 
     /// The connection to the leader is up: introduce ourselves.
@@ -277,7 +270,7 @@ impl Learner {
                 }
                 let data = p.data.unwrap_or_default();
                 self.last_logged = p.zxid;
-                self.pending.push_back((p.zxid, data.clone()));
+                self.pending.push_back(p.zxid);
                 out.push(Action::Log { zxid: p.zxid, data });
                 if self.stage == Stage::Serving || self.stage == Stage::AwaitUpToDate {
                     self.send_after_durable(p.zxid, ack(p.zxid), &mut out);
@@ -288,13 +281,13 @@ impl Learner {
                     return out;
                 }
                 match self.pending.front() {
-                    Some((z, _)) if *z == p.zxid => {
-                        let (zxid, data) = self.pending.pop_front().expect("front exists");
+                    Some(&zxid) if zxid == p.zxid => {
+                        self.pending.pop_front();
                         self.last_committed = zxid;
-                        out.push(Action::Commit { zxid, data });
+                        out.push(Action::Commit { zxid });
                     }
                     other => {
-                        let next = other.map(|(z, _)| *z);
+                        let next = other.copied();
                         return self.lose(&format!(
                             "committing zxid {:#x} but next pending txn is {next:x?}",
                             p.zxid
@@ -312,11 +305,8 @@ impl Learner {
                 let data = p.data.unwrap_or_default();
                 self.last_logged = p.zxid;
                 self.last_committed = p.zxid;
-                out.push(Action::Log {
-                    zxid: p.zxid,
-                    data: data.clone(),
-                });
-                out.push(Action::Commit { zxid: p.zxid, data });
+                out.push(Action::Log { zxid: p.zxid, data });
+                out.push(Action::Commit { zxid: p.zxid });
             }
             (Stage::Syncing, PacketType::NewLeader) => {
                 if epoch_of(p.zxid) != self.new_epoch {
@@ -325,7 +315,7 @@ impl Learner {
                 self.stage = Stage::AwaitUpToDate;
                 // Txns of the sync that are still pending were proposed, not committed: ack
                 // them too, so the leader can commit them in this epoch.
-                let pending: Vec<i64> = self.pending.iter().map(|(z, _)| *z).collect();
+                let pending: Vec<i64> = self.pending.iter().copied().collect();
                 let last = self.last_logged;
                 // `currentEpoch` only once every txn of the sync is on disk: a learner that
                 // crashed in between would otherwise restart with the new epoch and an old
@@ -379,10 +369,10 @@ impl Learner {
             self.pending
                 .iter()
                 .zip(self.pending.iter().skip(1))
-                .all(|(a, b)| a.0 < b.0),
+                .all(|(a, b)| a < b),
             "pending proposals out of order"
         );
-        if let Some((z, _)) = self.pending.front() {
+        if let Some(z) = self.pending.front() {
             assert!(*z > self.last_committed, "pending {z:#x} already committed");
         }
         assert!(
