@@ -108,24 +108,9 @@ impl LearnerPipeline {
     }
 }
 
-/// Writes, and what else must go through the leader.
+/// Writes (with session close), and `sync`: what must go through the leader.
 fn is_forwarded(req: &Request) -> bool {
-    matches!(
-        req,
-        Request::Create(_)
-            | Request::Create2(_)
-            | Request::CreateContainer(_)
-            | Request::CreateTtl(_)
-            | Request::Delete(_)
-            | Request::DeleteContainer { .. }
-            | Request::SetData(_)
-            | Request::SetAcl(_)
-            | Request::Check(_)
-            | Request::Multi(_)
-            | Request::Reconfig(_)
-            | Request::Sync { .. }
-            | Request::CloseSession
-    )
+    req.op().is_write() || matches!(req, Request::Sync { .. })
 }
 
 impl Node {
@@ -223,8 +208,11 @@ impl Node {
             .queues
             .get(&session_id)
             .is_some_and(|q| !q.is_empty());
-        if is_forwarded(&req) {
+        let forwarded = is_forwarded(&req);
+        if forwarded {
             self.forward(conn, session_id, xid, &req, out);
+        }
+        if forwarded || busy {
             self.learner
                 .queues
                 .entry(session_id)
@@ -233,18 +221,7 @@ impl Node {
                     conn,
                     xid,
                     req,
-                    forwarded: true,
-                });
-        } else if busy {
-            self.learner
-                .queues
-                .entry(session_id)
-                .or_default()
-                .push_back(Queued {
-                    conn,
-                    xid,
-                    req,
-                    forwarded: false,
+                    forwarded,
                 });
         } else {
             self.handle(conn, session_id, xid, req, now, out);
