@@ -44,7 +44,6 @@ Every wait here is bounded in count and time.
 from __future__ import annotations
 
 import errno
-import os
 import selectors
 import shutil
 import signal
@@ -74,13 +73,6 @@ PROXY_BUFFER_BYTES_MAX = 4 * 1024 * 1024
 PROXY_POLL_S = 0.05
 
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
-
-
-def _kill_pid(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 # ---------------------------------------------------------------------------
@@ -364,68 +356,27 @@ class Member:
         return bool(self.proc) and self.proc.poll() is None
 
     def command(self) -> list[str]:
-        if self.kind == "corral":
-            harness.check_corral_available()
-            return [str(harness.corral_bin()), "server", "--config", str(self.cfg_path)]
-        harness.check_zookeeper_available()
-        log4j = self.dir / "log4j.properties"
-        log4j.write_text(harness.LOG4J_PROPERTIES)
-        props = {
-            "log4j.configuration": f"file:{log4j}",
-            "zookeeper.4lw.commands.whitelist": "*",
-            "zookeeper.admin.enableServer": "false",
-            "zookeeper.jmx.log4j.disable": "true",
-        }
-        cmd = [
-            harness.java_bin(), harness.ZK_HEAP, "-Xss1m", "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true",
-        ]
-        cmd += [f"-D{k}={v}" for k, v in props.items()]
-        cmd += ["-cp", ":".join(harness.ZK_JARS), ZK_QUORUM_MAIN, str(self.cfg_path)]
-        return cmd
+        return harness.server_command(self.kind, self.dir, self.cfg_path, ZK_QUORUM_MAIN)
 
     def launch(self) -> None:
         if self.is_running():
             raise HarnessError(f"{self} is already running")
-        cmd = self.command()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n==== ensemble: starting {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.dir, preexec_fn=harness._set_pdeathsig,
-            )
+        self.proc = harness.spawn(self, self.command(), self.log_path, self.dir, "ensemble")
         self.paused = False
-        harness._LIVE[self.proc.pid] = self  # stopped at interpreter exit
 
     def signal(self, sig: int) -> None:
-        if self.proc and self.proc.poll() is None:
-            _kill_pid(self.proc.pid, sig)
+        harness.signal_process(self.proc, sig)
 
     def stop(self, grace: float = STOP_GRACE_S) -> int | None:
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            if self.paused:
-                self.signal(signal.SIGCONT)
-                self.paused = False
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        harness._LIVE.pop(self.proc.pid, None)
-        return self.proc.returncode
+        if self.paused and self.is_running():
+            # A stopped process cannot act on SIGTERM.
+            self.signal(signal.SIGCONT)
+        self.paused = False
+        return harness.stop_process(self.proc, grace)
 
     def kill(self) -> int | None:
-        if not self.proc:
-            return None
-        self.signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
         self.paused = False
-        harness._LIVE.pop(self.proc.pid, None)
-        return self.proc.returncode
+        return harness.kill_process(self.proc)
 
     def four_letter(self, cmd: str, timeout: float = 2.0) -> str:
         return zkwire.four_letter(self.host, self.port, cmd, timeout)

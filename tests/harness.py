@@ -149,6 +149,80 @@ def _fmt_cfg(cfg: dict) -> str:
     return "".join(f"{k}={v}\n" for k, v in cfg.items())
 
 
+def server_command(kind: str, dir: Path, cfg_path: Path, zk_main: str = ZK_MAIN,
+                   jvm_flags: list[str] | None = None) -> list[str]:
+    """The command line of a corral server, or of ZooKeeper's `zk_main` (standalone or
+    QuorumPeerMain), on `cfg_path`; ZooKeeper's log4j config is written into `dir`."""
+    if kind == "corral":
+        check_corral_available()
+        return [str(corral_bin()), "server", "--config", str(cfg_path)]
+    check_zookeeper_available()
+    log4j = dir / "log4j.properties"
+    log4j.write_text(LOG4J_PROPERTIES)
+    props = {
+        "log4j.configuration": f"file:{log4j}",
+        "zookeeper.extendedTypesEnabled": "true",
+        "zookeeper.4lw.commands.whitelist": "*",
+        "zookeeper.admin.enableServer": "false",
+        "zookeeper.jmx.log4j.disable": "true",
+    }
+    cmd = [
+        java_bin(), ZK_HEAP, "-Xss1m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        "-Djava.net.preferIPv4Stack=true",
+    ]
+    cmd += [f"-D{k}={v}" for k, v in props.items()]
+    cmd += jvm_flags or []
+    cmd += ["-cp", ":".join(ZK_JARS), zk_main, str(cfg_path)]
+    return cmd
+
+
+def spawn(owner, cmd: list[str], log_path: Path, cwd: Path, banner: str) -> subprocess.Popen:
+    """Starts `cmd` with its output appended to `log_path`; it dies with this process and
+    is stopped at interpreter exit (through `owner.stop`)."""
+    with open(log_path, "ab") as log:
+        log.write(f"\n==== {banner}: starting {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=cwd, preexec_fn=_set_pdeathsig,
+        )
+    _LIVE[proc.pid] = owner
+    return proc
+
+
+def signal_process(proc: subprocess.Popen | None, sig: int) -> None:
+    if proc and proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float) -> int | None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
+    if not proc:
+        return None
+    if proc.poll() is None:
+        signal_process(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            signal_process(proc, signal.SIGKILL)
+            proc.wait(timeout=10)
+    _LIVE.pop(proc.pid, None)
+    return proc.returncode
+
+
+def kill_process(proc: subprocess.Popen | None) -> int | None:
+    """SIGKILL now (a crash). Returns the exit code."""
+    if not proc:
+        return None
+    signal_process(proc, signal.SIGKILL)
+    proc.wait(timeout=10)
+    _LIVE.pop(proc.pid, None)
+    return proc.returncode
+
+
 class Server:
     """One server process (standalone) on 127.0.0.1."""
 
@@ -196,27 +270,7 @@ class Server:
         self.cfg_path.write_text(_fmt_cfg(self.cfg()))
 
     def command(self) -> list[str]:
-        if self.kind == "corral":
-            check_corral_available()
-            return [str(corral_bin()), "server", "--config", str(self.cfg_path)]
-        check_zookeeper_available()
-        log4j = self.dir / "log4j.properties"
-        log4j.write_text(LOG4J_PROPERTIES)
-        props = {
-            "log4j.configuration": f"file:{log4j}",
-            "zookeeper.extendedTypesEnabled": "true",
-            "zookeeper.4lw.commands.whitelist": "*",
-            "zookeeper.admin.enableServer": "false",
-            "zookeeper.jmx.log4j.disable": "true",
-        }
-        cmd = [
-            java_bin(), ZK_HEAP, "-Xss1m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Djava.net.preferIPv4Stack=true",
-        ]
-        cmd += [f"-D{k}={v}" for k, v in props.items()]
-        cmd += self.jvm_flags
-        cmd += ["-cp", ":".join(ZK_JARS), ZK_MAIN, str(self.cfg_path)]
-        return cmd
+        return server_command(self.kind, self.dir, self.cfg_path, jvm_flags=self.jvm_flags)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -230,15 +284,7 @@ class Server:
                 f"ready (last: {_not_ready_last.get(self.kind)})"
             )
         self._write_cfg()
-        cmd = self.command()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n==== harness: starting {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.dir, preexec_fn=_set_pdeathsig,
-            )
-        _LIVE[self.proc.pid] = self
+        self.proc = spawn(self, self.command(), self.log_path, self.dir, "harness")
         try:
             self.wait_ready(timeout)
         except HarnessError as e:
@@ -254,34 +300,15 @@ class Server:
         return self
 
     def _signal(self, sig: int) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+        signal_process(self.proc, sig)
 
     def stop(self, grace: float = STOP_GRACE_S) -> int | None:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit code."""
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        _LIVE.pop(self.proc.pid, None)
-        return self.proc.returncode
+        return stop_process(self.proc, grace)
 
     def kill(self) -> int | None:
         """SIGKILL now (a crash)."""
-        if not self.proc:
-            return None
-        self._signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        _LIVE.pop(self.proc.pid, None)
-        return self.proc.returncode
+        return kill_process(self.proc)
 
     def is_running(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
