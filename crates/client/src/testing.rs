@@ -58,8 +58,9 @@ pub fn four_letter_at(addr: SocketAddr, cmd: &str) -> Option<String> {
 }
 
 /// `java ... <main_class> <cfg>` for Apache ZooKeeper, logging to `<dir>/zookeeper.log`.
-/// Panics with the install hint when ZooKeeper or java is missing.
-fn zookeeper_command(dir: &Path, main_class: &str, cfg: &Path) -> Command {
+/// Panics with the install hint when ZooKeeper or java is missing. Public for other crates'
+/// tests that run ZooKeeper members of their own (the election transport's interop tests).
+pub fn zookeeper_command(dir: &Path, main_class: &str, cfg: &Path) -> Command {
     let classpath = match std::env::var("ZOOKEEPER_CLASSPATH") {
         Ok(cp) => cp,
         Err(_) if Path::new("/usr/share/java/zookeeper.jar").exists() => {

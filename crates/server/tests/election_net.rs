@@ -531,11 +531,6 @@ struct Zk {
 impl Zk {
     /// Starts member `sid` of `servers` (`server.N=...` lines) with tickTime=200.
     fn start(sid: Sid, client_port: u16, servers: &str) -> Zk {
-        let jar = "/usr/share/java/zookeeper.jar";
-        assert!(
-            std::path::Path::new(jar).exists(),
-            "Apache ZooKeeper not found ({jar}): apt-get install -y zookeeper"
-        );
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -557,25 +552,17 @@ impl Zk {
         std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
         let out = std::fs::File::create(dir.join("stdout.log")).expect("stdout.log");
         let err = out.try_clone().expect("clone");
-        let child = std::process::Command::new("java")
-            .arg("-cp")
-            .arg(format!("{jar}:/usr/share/java/slf4j-simple.jar"))
-            .arg("-Xmx256m")
-            .arg("-XX:+UseSerialGC")
-            .arg("-XX:TieredStopAtLevel=1")
-            .arg(format!(
-                "-Dorg.slf4j.simpleLogger.logFile={}",
-                dir.join("zookeeper.log").display()
-            ))
-            .arg("-Dzookeeper.admin.enableServer=false")
-            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-            .arg(&cfg_path)
-            .current_dir(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start java (apt-get install -y zookeeper)");
+        let child = corral_client::testing::zookeeper_command(
+            &dir,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            &cfg_path,
+        )
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start java (apt-get install -y zookeeper)");
         Zk {
             sid,
             child,
