@@ -172,6 +172,8 @@ impl Core {
             },
         }
         self.flush_replica();
+        // Learner counts change only with quorum traffic: not worth a look per request.
+        self.publish_counts();
     }
 
     /// Carries out the replica's outputs, in order.
@@ -187,7 +189,6 @@ impl Core {
         }
         outputs.clear();
         self.routputs = outputs;
-        self.publish_counts();
     }
 
     fn publish_counts(&self) {
