@@ -26,6 +26,12 @@
 //! decided server holds no election state; observers never vote for themselves, never send
 //! to themselves and are never counted.
 //!
+//! **One deliberate difference from Java**: a LOOKING server that receives, in its own round,
+//! a LOOKING vote worse than its proposal answers that peer with its proposal (Java stays
+//! silent). Without it, a peer that missed our vote while it still followed the old leader
+//! waits for the re-send backoff, and a failover takes hundreds of ms instead of one
+//! finalize wait. The answer is ordinary election traffic, so Java peers accept it.
+//!
 //! Only majority quorums (`QuorumMaj`) are modelled: every voter has weight one, so Java's
 //! weight test in `totalOrderPredicate` never fails. Dynamic reconfig (a notification
 //! carrying a newer config) and the two-server oracle are left to later layers.
@@ -465,6 +471,20 @@ impl Election {
         } else if total_order_predicate(theirs, self.proposal) {
             self.proposal = theirs;
             self.send_notifications(out);
+        } else if from != self.my_sid && total_order_predicate(self.proposal, theirs) {
+            // The peer, in our round, proposes something worse than our proposal: it has
+            // not seen our vote. That happens when our notification reached it while it
+            // still followed the old leader (its reply then was its old vote, and ours was
+            // consumed), so without this answer neither side learns anything new until a
+            // re-send timer fires (the 200 ms, 400 ms, ... backoff), which is what made
+            // some failovers take ~450 ms instead of ~50 ms. Java does not answer here;
+            // the extra notification is ordinary election traffic to any peer, and it
+            // cannot repeat: the peer adopts our better proposal, after which its votes
+            // are no longer worse.
+            out.push(Action::Send {
+                to: from,
+                notification: self.notification(ServerState::Looking, self.proposal()),
+            });
         }
         self.recvset.insert(
             from,
@@ -790,9 +810,16 @@ mod tests {
     fn better_vote_in_same_round_is_adopted_and_rebroadcast() {
         let mut e = voter(2, 5, 1);
         e.start();
-        // Worse vote: no change, but tallied.
+        // Worse vote: no change, but tallied, and the peer is told our better proposal.
         let out = e.step(1, looking(1, 5, 1, 1));
         assert!(broadcasts(&out).is_empty());
+        assert_eq!(
+            out,
+            vec![Action::Send {
+                to: 1,
+                notification: looking(2, 5, 1, 1)
+            }]
+        );
         assert_eq!(e.recvset[&1].vote.leader, 1);
         assert!(e.finalizing.is_none());
         // Better vote: adopted and sent to everyone.
@@ -801,6 +828,46 @@ mod tests {
         assert_eq!(e.proposal().leader, 3);
         assert!(e.finalizing.is_some(), "2 and 3 agree on 3");
         e.check_invariants();
+    }
+
+    #[test]
+    fn a_vote_missed_while_following_is_answered_not_waited_for() {
+        // 2 led, died; 1 and 3 fall back to LOOKING with the same history. 3 was first: its
+        // round-2 vote reached 1 while 1 still followed 2, and 1 answered with its old vote.
+        let mut three = voter(3, 5, 1);
+        let mut one = voter(1, 5, 1);
+        three.start();
+        one.start();
+        three.step(1, looking(3, 5, 1, 1));
+        one.step(3, looking(3, 5, 1, 1));
+        ticks(&mut three, 3);
+        ticks(&mut one, 3);
+        three.restart(5, 1);
+        let out = three.step(1, state(ServerState::Following, 2, 5, 1, 1));
+        assert!(out.is_empty());
+        // Now 1 looks too, in the same round, proposing itself: 3 answers at once.
+        let out = one.restart(5, 1);
+        assert_eq!(broadcasts(&out), vec![(1, 5, 2, 1)]);
+        let out = three.step(1, looking(1, 5, 2, 1));
+        assert_eq!(
+            out,
+            vec![Action::Send {
+                to: 1,
+                notification: looking(3, 5, 2, 1)
+            }]
+        );
+        // 1 adopts 3 and tells everyone; 3 then has a quorum and only the finalize wait.
+        let out = one.step(3, looking(3, 5, 2, 1));
+        assert_eq!(broadcasts(&out), vec![(3, 5, 2, 1)]);
+        assert!(three.step(1, looking(3, 5, 2, 1)).is_empty());
+        assert_eq!(
+            decided(&ticks(&mut three, 3)),
+            Some((3, ServerState::Leading))
+        );
+        assert_eq!(
+            decided(&ticks(&mut one, 3)),
+            Some((3, ServerState::Following))
+        );
     }
 
     #[test]
