@@ -293,20 +293,34 @@ impl Core {
                 }
             }
             ReplicaOutput::PersistAcceptedEpoch(e) => {
+                let t = std::time::Instant::now();
                 let r = corral_storage::epoch::write_accepted_epoch(
                     self.storage.fs.as_ref(),
                     &self.storage.dirs.snap_dir,
                     e,
+                );
+                // Both epoch files are on the failover's critical path (fsync of the file
+                // and of the directory, on the core task): worth seeing when they are slow.
+                tracing::debug!(
+                    epoch = e,
+                    elapsed_us = t.elapsed().as_micros() as u64,
+                    "acceptedEpoch written"
                 );
                 if let Err(e) = r {
                     self.fail(format!("cannot write acceptedEpoch: {e}"));
                 }
             }
             ReplicaOutput::PersistCurrentEpoch(e) => {
+                let t = std::time::Instant::now();
                 let r = corral_storage::epoch::write_current_epoch(
                     self.storage.fs.as_ref(),
                     &self.storage.dirs.snap_dir,
                     e,
+                );
+                tracing::debug!(
+                    epoch = e,
+                    elapsed_us = t.elapsed().as_micros() as u64,
+                    "currentEpoch written"
                 );
                 if let Err(err) = r {
                     self.fail(format!("cannot write currentEpoch: {err}"));
