@@ -552,10 +552,8 @@ impl Leader {
             return;
         }
         let epoch = self.new_epoch.expect("epoch chosen");
-        out.push(Action::PersistCurrentEpoch(epoch));
         self.phase = Phase::NewLeaderAck;
         self.phase_deadline = self.now + self.cfg.init_limit_half_ticks as u64;
-        self.new_leader_acked.insert(self.cfg.my_sid);
         let waiting: Vec<PeerId> = self
             .handlers
             .iter()
@@ -565,6 +563,13 @@ impl Leader {
         for p in waiting {
             self.sync_learner(p, out);
         }
+        // The syncs go out before our own currentEpoch is written, so the learners' fsyncs
+        // overlap ours (Java's LearnerHandlers likewise send NEWLEADER while the leader's
+        // main thread writes currentEpoch). Our own NEWLEADER ack counts from here: the
+        // shell carries out this write before it handles any later input, so no learner's
+        // ack can establish the epoch before it is durable here.
+        out.push(Action::PersistCurrentEpoch(epoch));
+        self.new_leader_acked.insert(self.cfg.my_sid);
         self.maybe_established(out);
     }
 
