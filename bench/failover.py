@@ -23,7 +23,8 @@ do not count (a reply from the dying leader cannot end the window).
 Then the killed member is restarted and the round ends when every member serves again (srvr
 shows a mode) and the writer has had a few more writes acknowledged. At the end every
 acknowledged write is checked to be present on every member (a benchmark that lost writes
-would be measuring nothing); a loss is reported and makes the exit code 1.
+would be measuring nothing); a loss is reported and makes the exit code 1, and so does an expiry of the writer's session
+(its timeout is 30 s; a failover must not expire it).
 
 Config of every member: tickTime 50 ms, initLimit 10, syncLimit 5, maxSessionTimeout 60 s,
 the same for corral and ZooKeeper; members talk directly (no fault-injection proxies).
@@ -143,6 +144,7 @@ class Bench:
             "failed_writes_per_round": [f for f, _ in self.failed_attempts],
             "failed_connects_per_round": [c for _, c in self.failed_attempts],
             "acknowledged_writes": len(self.writer.acked) if self.writer else 0,
+            "expired_sessions": self.writer.expired if self.writer else 0,
             "lost_writes": lost,
             "config": {"tickTime": TICK_MS, "initLimit": INIT_LIMIT, "syncLimit": SYNC_LIMIT,
                        "members": 3, "attempt_timeout_s": self.args.attempt_timeout,
@@ -185,11 +187,12 @@ def main() -> int:
             lost = b.finish()
             s = b.summary(lost)
             results[b.target] = s
-            failed |= lost > 0
+            # The writer's session (30 s timeout) must survive every failover.
+            failed |= lost > 0 or s["expired_sessions"] > 0
             print(f"{b.target}: failover window over {s['rounds']} kills: median "
                   f"{s['median_ms']} ms, p90 {s['p90_ms']} ms, max {s['max_ms']} ms "
                   f"(min {s['min_ms']} ms); {s['acknowledged_writes']} acknowledged writes, "
-                  f"{lost} lost")
+                  f"{lost} lost; {s['expired_sessions']} session expiries")
         for b in benches:
             print(json.dumps(results[b.target]))
         if "corral" in results and "zookeeper" in results:

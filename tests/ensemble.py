@@ -840,6 +840,7 @@ class Writer:
         self.failed = 0  # attempts without an acknowledgement (result unknown or refused)
         self.reconnects = 0
         self.connect_failures = 0  # connects or handshakes refused, closed or timed out
+        self.expired = 0  # sessions the ensemble declared expired (a failover must cause none)
         self.errors: list[str] = []  # the last few, for messages
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -952,6 +953,7 @@ class Writer:
                 if resp.timeout_ms <= 0 and self._session:
                     # expired: start a new session on a fresh connection next time
                     self._session = None
+                    self.expired += 1
                     self._note(f"session expired (member {m.myid})")
                     conn.close()
                     continue
@@ -1014,8 +1016,9 @@ class Writer:
                     self._note(f"create {path}: {zkwire.err_name(rep.err)}")
                     if rep.err in (zkwire.Err.SESSIONEXPIRED, zkwire.Err.SESSIONMOVED,
                                    zkwire.Err.CONNECTIONLOSS):
-                        self._session = None if rep.err == zkwire.Err.SESSIONEXPIRED \
-                            else self._session
+                        if rep.err == zkwire.Err.SESSIONEXPIRED:
+                            self._session = None
+                            self.expired += 1
                         conn.close()
                         conn = None
         finally:

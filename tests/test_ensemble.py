@@ -353,6 +353,8 @@ def test_leader_killed_new_leader_keeps_every_acknowledged_write(make_ensemble):
         kazoo_close(zk)
     state = ens.wait_converged(survivors, timeout=CONVERGE_TIMEOUT_S)
     n = assert_acked_present(state, [writer])
+    # The writer's session (30 s timeout) moved to a survivor; the failover must not expire it.
+    assert writer.expired == 0, f"the writer's session expired: {writer.errors}"
     ens.restart(leader, timeout=ELECT_TIMEOUT_S)
     assert ens.mode(leader) == "follower", \
         f"restarted old leader is {ens.mode(leader)} (leader is member {new_leader + 1})"
