@@ -3,6 +3,9 @@ kazoo cannot do: containers, TTL nodes, persistent and persistent-recursive watc
 removeWatches/checkWatches, multi and multiRead results, getEphemerals,
 getAllChildrenNumber, whoAmI, getConfig, and setWatches after a reconnect.
 
+test_java_client_on_an_ensemble runs the client against a 3-member ensemble of each target
+in CORRAL_ENSEMBLE_TARGETS (tests/test_ensemble.py's fixture).
+
 tests/java/CorralE2E.java is compiled once (cached under tests/.work) and run in one JVM
 for all the scenarios; it prints a `key=value` transcript, asserted on here.
 
@@ -27,6 +30,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import java_client  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
+from test_ensemble import CONVERGE_TIMEOUT_S, ELECT_TIMEOUT_S, make_ensemble  # noqa: E402,F401
+from test_ensemble_sync import expected_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +213,85 @@ def test_container_and_ttl_reaping(server, classes):
     assert t["reap.unused_kept"] == "true", ctx  # never had a child: kept
     assert t["reap.ttl_with_child_kept"] == "true", ctx
     assert t["reap.ttl_long_kept"] == "true", ctx
+
+
+def test_java_client_on_an_ensemble(make_ensemble, classes):
+    """The Java client with every member in its connect string (tried in the order given:
+    see CorralE2E's OrderedHosts), `zk` starting on the leader and `other` on a follower:
+    CRUD, watches and multi across members, ephemerals, sync, getConfig (each member's own
+    membership), and a session that moves twice, first when its member (the leader) is
+    killed, then when its next member is stopped: same session, its ephemerals and
+    watches kept, and no read older than what it saw."""
+    ens = make_ensemble()
+    leader = ens.leader(ELECT_TIMEOUT_S)
+    order = [leader] + [i for i in range(ens.n) if i != leader]
+    by_port = {m.port: m.index for m in ens.members}
+    victims: dict[str, tuple[int, str | None]] = {}
+
+    def on_sync(what):
+        verb, arg = what.split()
+        if verb in ("kill", "stop"):
+            i = by_port[int(arg)]
+            victims[f"move{len(victims) + 1}"] = (i, ens.mode(i))
+            if verb == "kill":
+                ens.kill(i)
+            else:
+                ens.stop(i)
+        elif verb == "restart":
+            ens.restart(victims[arg][0], timeout=ELECT_TIMEOUT_S)
+        else:
+            raise AssertionError(f"unknown SYNC request {what!r}")
+
+    base = f"/jens-{uuid.uuid4().hex[:8]}"
+    t = java_client.run(["ensemble", ens.connect_string(order), base], on_sync)
+    ctx = f"\nvictims {victims}\n" + t.text()
+    assert t["end"] == "ok" and t.returncode == 0, ctx
+    assert t["scenario.ensemble"] == "done", ctx
+    port = {i: str(ens.members[i].port) for i in range(ens.n)}
+    assert t["ens.zk.port"] == port[leader], ctx
+    assert t["ens.other.port"] == port[order[-1]], ctx
+
+    assert t["ens.create"] == f"{base}/a", ctx
+    assert t["ens.create.stat"] == "version=0,cversion=0,aversion=0,ephemeralOwner=0,dataLength=1,numChildren=0", ctx
+    assert t["ens.setData.version"] == "1", ctx
+    assert t["ens.sync"] == f"0 {base}/a", ctx
+    assert t["ens.other.read"] == "2", ctx
+    assert t["ens.other.deleted"] == "true", ctx
+    assert t["ens.badversion"] == "BADVERSION(-103)", ctx
+    assert t["ens.watch.data"] == f"NodeDataChanged {base}/a", ctx
+    assert t["ens.watch.child"] == f"NodeChildrenChanged {base}", ctx
+    assert t["ens.watch.exists"] == f"NodeCreated {base}/c", ctx
+    assert t["ens.watch.deleted"] == f"NodeDeleted {base}/c", ctx
+    assert t["ens.multi"] == (f"create {base}/m nostat; setData version=3; check; "
+                              f"create {base}/m/s-0000000000 nostat"), ctx
+    assert t["ens.multi.fail"] == "BADVERSION(-103) error 0; error -103", ctx
+    assert t["ens.multi.other"] == "true", ctx
+    assert t["ens.ephseq"].startswith(f"{base}/es-"), ctx
+    assert t["ens.eph.owner"] == "true", ctx
+
+    for who, i in (("zk", leader), ("other", order[-1])):
+        want = expected_config(ens, i)
+        assert t[f"ens.config.{who}"] == want.decode().replace("\n", "\\n"), ctx
+        assert t[f"ens.config.{who}.stat"] == (
+            "czxid=0,mzxid=0,ctime=0,mtime_set=true,pzxid=0,version=-1,cversion=0,aversion=-1,"
+            f"ephemeralOwner=0,dataLength={len(want)},numChildren=0"), ctx
+
+    assert victims["move1"] == (leader, "leader"), ctx
+    assert t["move1.from"] == port[leader], ctx
+    assert t["move2.from"] == t["move1.to"], ctx
+    assert t["move2.from"] == port[victims["move2"][0]], ctx
+    for m in ("move1", "move2"):
+        d = f"{base}/{m}"
+        assert t[f"{m}.to"] not in (t[f"{m}.from"], "-1"), ctx
+        for key, want in (("disconnected", "true"), ("reconnected", "true"),
+                          ("expired", "false"), ("same_session", "true"), ("own_write", m),
+                          ("own_write_not_older", "true"),
+                          ("data", f"NodeDataChanged {d}/data"),
+                          ("exist", f"NodeCreated {d}/missing"),
+                          ("child", f"NodeChildrenChanged {d}"),
+                          ("eph_kept", "true"), ("first_eph_kept", "true"), ("eph_data", m)):
+            assert t[f"{m}.{key}"] == want, f"{m}.{key}" + ctx
+    assert t["ens.eph_after_close"] == "true", ctx
+    ens.restart(victims["move2"][0], timeout=ELECT_TIMEOUT_S)
+    ens.wait_converged(timeout=CONVERGE_TIMEOUT_S)
+    print(f"moves: {victims}")

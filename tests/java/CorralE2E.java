@@ -7,14 +7,19 @@
 //
 // Usage: CorralE2E main <direct host:port> <proxied host:port> <base path>
 //        CorralE2E reap <direct host:port> <base path>
+//        CorralE2E ensemble <host:port,host:port,...> <base path>
+//          (clients try the members in the order given: `zk` starts at the first,
+//          `other` at the last; see ensemble())
 //
 // Every wait is bounded; the program exits by itself.
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -31,6 +36,7 @@ import org.apache.zookeeper.WatchedEvent;
 import org.apache.zookeeper.Watcher;
 import org.apache.zookeeper.ZooDefs;
 import org.apache.zookeeper.ZooKeeper;
+import org.apache.zookeeper.client.HostProvider;
 import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.ClientInfo;
 import org.apache.zookeeper.data.Stat;
@@ -559,6 +565,284 @@ public class CorralE2E {
         other.close();
     }
 
+    // ---------------------------------------------------------------------------------
+    // ensemble: one session moving between members
+
+    static final long MOVE_WAIT_MS = 60_000;
+    static final long RETRY_MS = 60_000;
+
+    /** Tries the members in the given order, starting at `first`, round and round (the
+     *  stock provider shuffles them); sleeps `spinDelay` after a whole round in vain. */
+    static class OrderedHosts implements HostProvider {
+        final List<InetSocketAddress> hosts = new ArrayList<>();
+        int index, lastConnected;
+
+        OrderedHosts(String[] hostPorts, int first) {
+            for (String hp : hostPorts) {
+                int colon = hp.lastIndexOf(':');
+                hosts.add(new InetSocketAddress(hp.substring(0, colon), Integer.parseInt(hp.substring(colon + 1))));
+            }
+            index = first - 1;
+            lastConnected = -1;
+        }
+
+        @Override
+        public int size() {
+            return hosts.size();
+        }
+
+        @Override
+        public InetSocketAddress next(long spinDelay) {
+            boolean sleep;
+            synchronized (this) {
+                index = (index + 1) % hosts.size();
+                sleep = index == lastConnected && spinDelay > 0;
+            }
+            if (sleep) {
+                try {
+                    Thread.sleep(Math.min(spinDelay, 1000));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            return hosts.get(index);
+        }
+
+        @Override
+        public synchronized void onConnected() {
+            lastConnected = index;
+        }
+
+        @Override
+        public boolean updateServerList(Collection<InetSocketAddress> serverAddresses, InetSocketAddress currentHost) {
+            return false;
+        }
+    }
+
+    static ZooKeeper connectOrdered(String hosts, int first, Rec states) throws Exception {
+        CountDownLatch connected = new CountDownLatch(1);
+        ZooKeeper zk = new ZooKeeper(hosts, 20_000, e -> {
+            if (e.getState() == Watcher.Event.KeeperState.SyncConnected) {
+                connected.countDown();
+            }
+            states.process(e);
+        }, false, new OrderedHosts(hosts.split(","), first));
+        if (!connected.await(30, TimeUnit.SECONDS)) {
+            throw new IllegalStateException("could not connect to " + hosts);
+        }
+        return zk;
+    }
+
+    /** The client port of the member the client is connected to (ZooKeeper.toString() has
+     *  "remoteserver:/127.0.0.1:<port>"), or -1. */
+    static int remotePort(ZooKeeper zk) {
+        String t = zk.toString();
+        int at = t.indexOf("remoteserver:");
+        if (at < 0) {
+            return -1;
+        }
+        String rest = t.substring(at + "remoteserver:".length()).split(" ")[0];
+        int colon = rest.lastIndexOf(':');
+        try {
+            return Integer.parseInt(rest.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    interface Call<T> {
+        T call() throws Exception;
+    }
+
+    /** Runs `c` again while the connection is lost (the client reconnects by itself). */
+    static <T> T retry(Call<T> c) throws Exception {
+        long deadline = System.currentTimeMillis() + RETRY_MS;
+        while (true) {
+            try {
+                return c.call();
+            } catch (KeeperException.ConnectionLossException e) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(100);
+            }
+        }
+    }
+
+    /** A create retried across connection losses: NODEEXISTS after a lost attempt is ours. */
+    static void createRetry(ZooKeeper zk, String path, byte[] data, CreateMode mode) throws Exception {
+        boolean lost = false;
+        long deadline = System.currentTimeMillis() + RETRY_MS;
+        while (true) {
+            try {
+                zk.create(path, data, OPEN, mode);
+                return;
+            } catch (KeeperException.ConnectionLossException e) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw e;
+                }
+                lost = true;
+                Thread.sleep(100);
+            } catch (KeeperException.NodeExistsException e) {
+                if (!lost) {
+                    throw e;
+                }
+                return;
+            }
+        }
+    }
+
+    static String syncAndWait(ZooKeeper zk, String path) throws Exception {
+        return retry(() -> {
+            CountDownLatch done = new CountDownLatch(1);
+            int[] rc = {Integer.MIN_VALUE};
+            String[] synced = new String[1];
+            zk.sync(path, (code, p, ctx) -> {
+                rc[0] = code;
+                synced[0] = p;
+                done.countDown();
+            }, null);
+            if (!done.await(EVENT_WAIT_MS, TimeUnit.MILLISECONDS)) {
+                return "TIMEOUT";
+            }
+            if (rc[0] == KeeperException.Code.CONNECTIONLOSS.intValue()) {
+                throw new KeeperException.ConnectionLossException();
+            }
+            return rc[0] + " " + synced[0];
+        });
+    }
+
+    static String fullStat(Stat st) {
+        return "czxid=" + st.getCzxid() + ",mzxid=" + st.getMzxid() + ",ctime=" + st.getCtime()
+            + ",mtime_set=" + (st.getMtime() > 0) + ",pzxid=" + st.getPzxid() + "," + stat(st);
+    }
+
+    /** The Python side takes `zk`'s member down (`what` = kill or stop, with its client
+     *  port); the session must come back on another member with everything it had. */
+    static void move(ZooKeeper zk, Rec zs, ZooKeeper other, String base, String m, String what) throws Exception {
+        String dir = base + "/" + m;
+        long session = zk.getSessionId();
+        zk.create(dir, b(""), OPEN, CreateMode.PERSISTENT);
+        zk.create(dir + "/data", b("0"), OPEN, CreateMode.PERSISTENT);
+        zk.create(dir + "/eph", b(m), OPEN, CreateMode.EPHEMERAL);
+        long seen = zk.setData(base + "/seen", b(m), -1).getMzxid();
+        Rec data = new Rec(), exist = new Rec(), child = new Rec();
+        zk.getData(dir + "/data", data, null);
+        zk.exists(dir + "/missing", exist);
+        zk.getChildren(dir, child);
+        int before = remotePort(zk);
+        p(m + ".from", before);
+        zs.states.clear();
+        sync(what + " " + before);
+        p(m + ".disconnected", zs.waitState(Watcher.Event.KeeperState.Disconnected, MOVE_WAIT_MS));
+        p(m + ".reconnected", zs.waitState(Watcher.Event.KeeperState.SyncConnected, MOVE_WAIT_MS));
+        p(m + ".expired", zs.states.contains(Watcher.Event.KeeperState.Expired));
+        p(m + ".same_session", zk.getSessionId() == session);
+        p(m + ".to", remotePort(zk));
+        // read at once, without sync: the new member is not behind what this session saw
+        Stat st = new Stat();
+        p(m + ".own_write", s(retry(() -> zk.getData(base + "/seen", false, st))));
+        p(m + ".own_write_not_older", st.getMzxid() >= seen);
+        // the watches came along (setWatches): changes made now fire them
+        retry(() -> other.setData(dir + "/data", b("1"), -1));
+        createRetry(other, dir + "/missing", b(""), CreateMode.PERSISTENT);
+        p(m + ".data", data.take(1));
+        p(m + ".exist", exist.take(1));
+        p(m + ".child", child.take(1));
+        syncAndWait(other, dir);
+        Stat es = retry(() -> other.exists(dir + "/eph", false));
+        p(m + ".eph_kept", es != null && es.getEphemeralOwner() == session);
+        Stat first = retry(() -> other.exists(base + "/eph", false));
+        p(m + ".first_eph_kept", first != null && first.getEphemeralOwner() == session);
+        p(m + ".eph_data", s(retry(() -> zk.getData(dir + "/eph", false, null))));
+    }
+
+    static void ensemble(String hosts, String base) throws Exception {
+        int n = hosts.split(",").length;
+        Rec zs = new Rec(), os = new Rec();
+        ZooKeeper zk = connectOrdered(hosts, 0, zs);
+        ZooKeeper other = connectOrdered(hosts, n - 1, os);
+        p("ens.zk.port", remotePort(zk));
+        p("ens.other.port", remotePort(other));
+
+        // create / read / update / delete through `zk`'s member, seen on `other`'s after sync
+        zk.create(base, b(""), OPEN, CreateMode.PERSISTENT);
+        zk.create(base + "/seen", b(""), OPEN, CreateMode.PERSISTENT);
+        Stat st = new Stat();
+        p("ens.create", zk.create(base + "/a", b("1"), OPEN, CreateMode.PERSISTENT, st));
+        p("ens.create.stat", stat(st));
+        p("ens.setData.version", zk.setData(base + "/a", b("2"), 0).getVersion());
+        p("ens.sync", syncAndWait(other, base + "/a"));
+        p("ens.other.read", s(other.getData(base + "/a", false, null)));
+        zk.create(base + "/gone", b(""), OPEN, CreateMode.PERSISTENT);
+        zk.delete(base + "/gone", -1);
+        p("ens.other.deleted", other.exists(base + "/gone", false) == null);
+        try {
+            zk.setData(base + "/a", b("x"), 0);
+            p("ens.badversion", "accepted");
+        } catch (KeeperException e) {
+            p("ens.badversion", err(e));
+        }
+
+        // watches set on one member fire for writes through another
+        Rec w = new Rec();
+        other.getData(base + "/a", w, null);
+        zk.setData(base + "/a", b("3"), -1);
+        p("ens.watch.data", w.take(1));
+        other.getChildren(base, w);
+        zk.create(base + "/b", b(""), OPEN, CreateMode.PERSISTENT);
+        p("ens.watch.child", w.take(1));
+        other.exists(base + "/c", w);
+        zk.create(base + "/c", b(""), OPEN, CreateMode.PERSISTENT);
+        p("ens.watch.exists", w.take(1));
+        other.exists(base + "/c", w);
+        zk.delete(base + "/c", -1);
+        p("ens.watch.deleted", w.take(1));
+
+        // multi: atomic, on every member
+        p("ens.multi", results(zk.multi(Arrays.asList(
+            Op.create(base + "/m", b(""), OPEN, CreateMode.PERSISTENT),
+            Op.setData(base + "/a", b("4"), -1),
+            Op.check(base + "/a", 3),
+            Op.create(base + "/m/s-", b(""), OPEN, CreateMode.PERSISTENT_SEQUENTIAL)))));
+        try {
+            zk.multi(Arrays.asList(
+                Op.create(base + "/m2", b(""), OPEN, CreateMode.PERSISTENT),
+                Op.check(base + "/a", 99)));
+            p("ens.multi.fail", "committed");
+        } catch (KeeperException e) {
+            p("ens.multi.fail", err(e) + " " + results(e.getResults()));
+        }
+        syncAndWait(other, base);
+        p("ens.multi.other", other.exists(base + "/m/s-0000000000", false) != null
+            && other.exists(base + "/m2", false) == null);
+
+        // ephemerals, seen with their owner on the other member
+        zk.create(base + "/eph", b("mine"), OPEN, CreateMode.EPHEMERAL);
+        p("ens.ephseq", zk.create(base + "/es-", b(""), OPEN, CreateMode.EPHEMERAL_SEQUENTIAL));
+        syncAndWait(other, base);
+        Stat es = other.exists(base + "/eph", false);
+        p("ens.eph.owner", es != null && es.getEphemeralOwner() == zk.getSessionId());
+
+        // getConfig: each member's own membership text
+        Stat cst = new Stat();
+        p("ens.config.zk", s(zk.getConfig(false, cst)).replace("\n", "\\n"));
+        p("ens.config.zk.stat", fullStat(cst));
+        cst = new Stat();
+        p("ens.config.other", s(other.getConfig(false, cst)).replace("\n", "\\n"));
+        p("ens.config.other.stat", fullStat(cst));
+
+        // the session moves: its member is killed (the leader, first), then stopped
+        move(zk, zs, other, base, "move1", "kill");
+        sync("restart move1");
+        move(zk, zs, other, base, "move2", "stop");
+
+        zk.close();
+        syncAndWait(other, base);
+        p("ens.eph_after_close", retry(() -> other.exists(base + "/eph", false)) == null);
+        other.close();
+    }
+
     static void reap(String direct, String base) throws Exception {
         ZooKeeper zk = connect(direct, 10_000, null);
         zk.create(base, b(""), OPEN, CreateMode.PERSISTENT);
@@ -588,6 +872,14 @@ public class CorralE2E {
         String mode = args[0];
         if (mode.equals("reap")) {
             reap(args[1], args[2]);
+        } else if (mode.equals("ensemble")) {
+            try {
+                ensemble(args[1], args[2]);
+                p("scenario.ensemble", "done");
+            } catch (Exception e) {
+                p("scenario.ensemble", "FAILED " + e);
+                e.printStackTrace(System.out);
+            }
         } else {
             direct = args[1];
             String proxied = args[2], base = args[3];

@@ -214,6 +214,12 @@ impl Node {
         self.last_zxid = last_zxid;
     }
 
+    /// Writes this member's membership into `/zookeeper/config`, locally (see
+    /// [`DataTree::init_config_node`]).
+    pub fn init_config_node(&mut self, text: &Bytes, config_version: i64, wall_ms: i64) {
+        self.tree.init_config_node(text, config_version, wall_ms);
+    }
+
     /// Sets the zxid clients see (a new leader starts at `newEpoch << 32`).
     pub fn set_last_zxid(&mut self, zxid: i64) {
         self.last_zxid = zxid;

@@ -19,6 +19,10 @@
 //!   need no hold.
 //! * Clients are served only while a leader is established (leader) or after UPTODATE
 //!   (learner); leaving that state closes every client connection.
+//! * `/zookeeper/config` holds this member's own membership text, written locally (not a
+//!   txn) as ZooKeeper 3.8 does: when the member starts, and whenever it syncs with a
+//!   leader (after DIFF, after the tree a SNAP or TRUNC replaced), with mtime = the wall
+//!   clock then. The tree digest skips it, so members may differ there.
 //!
 //! **Time**: [`Replica::tick`] takes the clock reading; Zab's machines count half ticks.
 
@@ -49,8 +53,11 @@ pub struct ReplicaConfig {
     pub tick_ms: i64,
     pub init_limit_ticks: u32,
     pub sync_limit_ticks: u32,
-    /// Quorum config text (NEWLEADER, notifications).
+    /// Quorum config text (NEWLEADER, notifications, and this member's
+    /// `/zookeeper/config`).
     pub config_text: Bytes,
+    /// The config's version: the mzxid of `/zookeeper/config`.
+    pub config_version: i64,
 }
 
 impl ReplicaConfig {
@@ -199,6 +206,7 @@ impl Replica {
         for (z, b) in recent {
             r.push_history(z, b);
         }
+        r.init_config_node(now);
         (
             r,
             vec![
@@ -257,6 +265,11 @@ impl Replica {
             State::Leading(l) => Some((l.learner_counts(), l.pending_sync_count())),
             _ => None,
         }
+    }
+
+    fn init_config_node(&mut self, now: Now) {
+        self.node
+            .init_config_node(&self.cfg.config_text, self.cfg.config_version, now.wall_ms);
     }
 
     fn half_tick_ms(&self) -> i64 {
@@ -344,6 +357,9 @@ impl Replica {
         };
         self.state = State::Learning(Box::new(Learner::new(cfg, start)));
         self.leader_sid = Some(leader);
+        // ZooKeeper writes it once the sync type is known; a SNAP or TRUNC that replaces
+        // the tree writes it again.
+        self.init_config_node(now);
         self.next_half_tick_ms = now.mono_ms + self.half_tick_ms();
         for (peer, _) in std::mem::take(&mut self.early_learners) {
             out.push(ReplicaOutput::ClosePeer { peer });
@@ -572,6 +588,7 @@ impl Replica {
         l.snapshot_installed(zxid);
         self.pending.clear();
         self.node.reset_tree(tree, zxid);
+        self.init_config_node(now);
         self.last_logged = zxid;
         self.history.clear();
         self.history_floor = zxid;
@@ -725,8 +742,9 @@ impl Replica {
     }
 
     /// After [`ReplicaOutput::Truncate`] with `reload`: the tree loaded from disk.
-    pub fn reload(&mut self, tree: DataTree, zxid: i64) {
+    pub fn reload(&mut self, tree: DataTree, zxid: i64, now: Now) {
         self.node.reset_tree(tree, zxid);
+        self.init_config_node(now);
     }
 
     // ---- clients ----------------------------------------------------------------------

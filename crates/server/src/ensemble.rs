@@ -343,8 +343,9 @@ impl Core {
                     let tree_cfg = self.quorum.as_ref()?.tree_cfg.clone();
                     match durable::recover(self.storage.fs.clone(), &self.storage.dirs, tree_cfg) {
                         Ok(rec) => {
+                            let now = self.clock.now();
                             if let Engine::Ensemble(r) = &mut self.engine {
-                                r.reload(rec.tree, rec.last_zxid);
+                                r.reload(rec.tree, rec.last_zxid, now);
                             }
                         }
                         Err(e) => self.fail(format!("cannot reload after TRUNC: {e}")),

@@ -85,10 +85,23 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
         super_digest: settings.super_digest.clone(),
     };
     // Loading can take seconds on a large tree: keep it off the runtime's threads.
+    let clock = Clock::new();
+    // An ensemble member writes its membership into /zookeeper/config before anything is
+    // written, as ZooKeeper does (so the start-up snapshot holds it too); see Replica.
+    let config_node = settings.quorum.as_ref().map(|q| {
+        (
+            bytes::Bytes::from(q.config_text.clone()),
+            q.config_version,
+            clock.now().wall_ms,
+        )
+    });
     let recovered = {
         let (fs, dirs) = (fs.clone(), dirs.clone());
         tokio::task::spawn_blocking(move || {
-            let r = durable::recover(fs.clone(), &dirs, tree_cfg)?;
+            let mut r = durable::recover(fs.clone(), &dirs, tree_cfg)?;
+            if let Some((text, version, wall_ms)) = &config_node {
+                r.tree.init_config_node(text, *version, *wall_ms);
+            }
             // As ZooKeeper does at every start: a snapshot of the loaded state, so the next
             // start does not replay the same log again.
             let view = r.tree.snapshot_source(r.last_zxid);
@@ -104,7 +117,6 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.client_addr))?;
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let clock = Clock::new();
     let now = clock.now();
     let last_zxid = recovered.last_zxid;
     let recent = recovered.recent;
@@ -157,6 +169,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
                 init_limit_ticks: q.init_limit_ticks,
                 sync_limit_ticks: q.sync_limit_ticks,
                 config_text: bytes::Bytes::from(q.config_text.clone()),
+                config_version: q.config_version,
             };
             let (replica, first) = Replica::new(
                 cfg,

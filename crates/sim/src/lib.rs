@@ -645,6 +645,7 @@ impl Sim {
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
             config_text: self.config_text.clone(),
+            config_version: 0,
         };
         let srv = self.servers.get_mut(&sid).expect("known sid");
         let (replica, out) = Replica::new(
@@ -1302,7 +1303,8 @@ impl Sim {
                     zx(last)
                 ));
             }
-            self.live(sid).expect("up").replica.reload(tree, zxid);
+            let now = now_of(self.now);
+            self.live(sid).expect("up").replica.reload(tree, zxid, now);
             self.touched.insert(sid);
         }
         self.schedule_fsync(sid);

@@ -1013,6 +1013,29 @@ impl DataTree {
         }
     }
 
+    /// An ensemble member's local write of its membership into `/zookeeper/config`
+    /// (ZooKeeper's `ZKDatabase.initConfigInZKDatabase`): a setData with version -1,
+    /// mzxid = the config's version and mtime = `wall_ms`, outside any txn. Each member does
+    /// it on its own (at start and whenever it syncs with a leader), so the node is not
+    /// replicated state: the digest skips `/zookeeper/` (see [`path::ZOOKEEPER_SUBTREE_PREFIX`])
+    /// and nothing fires (no client is connected to a member that is not serving).
+    /// Returns false, changing nothing, if the tree has no config node.
+    pub fn init_config_node(&mut self, text: &Bytes, config_version: i64, wall_ms: i64) -> bool {
+        let mut quiet = Sink {
+            out: None,
+            zxid: config_version,
+        };
+        self.set_data(
+            &mut quiet,
+            path::CONFIG,
+            Some(text),
+            -1,
+            config_version,
+            wall_ms,
+        )
+        .is_ok()
+    }
+
     // ---- queries ------------------------------------------------------------------------
 
     /// Session table as replicated state: `(session id, timeout ms)`, ascending.
