@@ -17,7 +17,7 @@
 //! Threading: synchronous; called from the compare loop's thread.
 
 use crate::args::Compare;
-use crate::compare::{fresh_dir, free_port, substitute, zoo_cfg_with, ServerProc};
+use crate::compare::{free_port, fresh_dir, substitute, zoo_cfg_with, ServerProc};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -165,7 +165,13 @@ impl Cluster {
             );
             std::fs::write(&cfg, text).map_err(|e| format!("write {}: {e}", cfg.display()))?;
             let command = substitute(template, &cfg, p.client, &mdir, Some(myid));
-            let m = ServerProc::spawn(&format!("{label} m{myid}"), &command, p.client, mdir, c.keep)?;
+            let m = ServerProc::spawn(
+                &format!("{label} m{myid}"),
+                &command,
+                p.client,
+                mdir,
+                c.keep,
+            )?;
             cl.members.push(m);
         }
         cl.wait_quorum(Instant::now() + c.start_timeout, stop)?;

@@ -711,7 +711,10 @@ impl CompareReport {
                     Json::obj([
                         ("myid", Json::UInt(m.myid)),
                         ("client_port", Json::UInt(u64::from(m.client_port))),
-                        ("pid", m.pid.map(|p| Json::UInt(p.into())).unwrap_or(Json::Null)),
+                        (
+                            "pid",
+                            m.pid.map(|p| Json::UInt(p.into())).unwrap_or(Json::Null),
+                        ),
                         ("observer", Json::Bool(m.observer)),
                         ("mode", Json::str(&m.mode)),
                     ])

@@ -949,12 +949,17 @@ impl Suite {
         stop: &Arc<AtomicBool>,
     ) -> Result<Vec<Row>, String> {
         match w {
-            Workload::WatchFanout => {
-                watch_fanout(s, &self.label, &self.admin, &self.sh, &self.server_pids, stop)
-                    .await
-                    .map(|r| vec![r])
-                    .map_err(|e| format!("watch-fanout: {e}"))
-            }
+            Workload::WatchFanout => watch_fanout(
+                s,
+                &self.label,
+                &self.admin,
+                &self.sh,
+                &self.server_pids,
+                stop,
+            )
+            .await
+            .map(|r| vec![r])
+            .map_err(|e| format!("watch-fanout: {e}")),
             _ => Ok(closed_loop(
                 w,
                 s,
