@@ -54,7 +54,9 @@ pub const EXIT_USAGE: i32 = 2;
 #[derive(Debug)]
 pub enum Outcome {
     Single(Vec<Row>),
-    Compare(compare::CompareReport),
+    // Boxed: a report (two servers, their members, every round) is much larger than a
+    // single run's rows.
+    Compare(Box<compare::CompareReport>),
 }
 
 /// JSON of a single-server run.
@@ -98,7 +100,7 @@ pub fn run(s: &Settings) -> Result<Outcome, String> {
         let report = compare::run_compare(&rt, s, &stop)?;
         print!("{}", report.summary_table());
         let j = report.to_json(s);
-        (Outcome::Compare(report), j)
+        (Outcome::Compare(Box::new(report)), j)
     } else {
         let rows = rt.block_on(run::run_suite(&s.server, s, "", &stop))?;
         print!("{}", report::table(&rows));
