@@ -10,6 +10,9 @@ Usage (matplotlib is in tests/requirements.txt, so the .venv that .ci/run makes 
     .venv/bin/python bench/plot.py compare.json            # writes bench/results.png
     .venv/bin/python bench/plot.py compare.json -o other.png
 
+A --compare --ensemble N JSON is labelled as such and, without -o, is written to
+bench/results-ensembleN.png (so the standalone figure is not overwritten).
+
 For a --compare JSON each workload's pair of bars is labelled with the A/B ratio of the
 means (throughput: above 1 means A is faster; p99: below 1 means A is better).
 
@@ -41,6 +44,21 @@ def short_version(v):
     return v.split("-${")[0]
 
 
+def ensemble_voters(doc):
+    """Voters per side of a --compare --ensemble JSON; 0 for standalone servers (and for
+    JSON written before the ensemble option existed)."""
+    if doc.get("mode") != "compare":
+        return 0
+    return doc["servers"]["a"].get("voters", 0)
+
+
+def default_output(path):
+    """bench/results.png, or bench/results-ensembleN.png for an ensemble comparison."""
+    with open(path, encoding="utf-8") as f:
+        voters = ensemble_voters(json.load(f))
+    return f"bench/results-ensemble{voters}.png" if voters else "bench/results.png"
+
+
 def load(path):
     """[(label, {workload: (ops list, p99 list)})], workload order, title."""
     with open(path, encoding="utf-8") as f:
@@ -55,6 +73,10 @@ def load(path):
         n = len(doc["rounds"])
         title = f'{doc["servers"]["a"]["label"]} vs {doc["servers"]["b"]["label"]}, ' \
                 f'{n} round(s), {doc["date"][:10]}'
+        voters = ensemble_voters(doc)
+        if voters:
+            observers = doc["servers"]["a"].get("observers", 0)
+            title += f', {voters}-member ensembles' + (f' + {observers} observers' if observers else '')
     else:
         sides = [(doc.get("server", "server"), series([doc["results"]]))]
         order = [r["workload"] for r in doc["results"]]
@@ -68,8 +90,12 @@ def load(path):
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("json", help="file written by corral bench --json")
-    p.add_argument("-o", "--output", default="bench/results.png", help="PNG to write")
+    p.add_argument("-o", "--output", default=None,
+                   help="PNG to write (default: bench/results.png, or "
+                        "bench/results-ensembleN.png for an ensemble comparison)")
     a = p.parse_args(argv)
+    if a.output is None:
+        a.output = default_output(a.json)
 
     import matplotlib
     matplotlib.use("Agg")

@@ -25,6 +25,10 @@ pub const VALUE_BYTES_MAX: usize = 512 * 1024;
 pub const WATCHERS_MAX: usize = 10_000;
 /// Most A/B rounds of `--compare`.
 pub const ROUNDS_MAX: usize = 100;
+/// Most voting members of a `--compare --ensemble` side.
+pub const ENSEMBLE_VOTERS_MAX: usize = 9;
+/// Most observers of a `--compare --ensemble` side.
+pub const OBSERVERS_MAX: usize = 9;
 
 /// One kind of load. See the crate docs for what each one does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,7 +108,20 @@ Workloads (--workload, repeatable or comma-separated, or `all`):
 {port}, {dir}) in each command, runs each workload against A and then B (A B A B ...) for
 --rounds rounds, prints A/B ratios (throughput > 1 or latency < 1: A is better) with their
 min..max over rounds and each server's resident memory (VmRSS) after each round, and kills
-both servers (by PID) when done or on error. Example:
+both servers (by PID) when done or on error.
+
+--ensemble N makes each side a replicated ensemble of N voters (plus --observers M) on
+127.0.0.1 instead of one standalone server: every member gets its own dataDir with a myid and
+a zoo.cfg with the same server.N lines (free quorum, election and client ports),
+standaloneEnabled=false and reconfigEnabled=false; {cfg}, {port}, {dir} and {myid} are
+substituted per member. The run starts when every member reports leader, follower or
+observer in `srvr`. Load session i connects to member i mod (N+M) (so reads are served by
+that member and writes are forwarded to the leader), as do watch-fanout's watchers and the
+session workload's churn; setup, cleanup and the watch-fanout writer use member 1. Server
+CPU and resident memory are summed over the members (per member in the JSON). ZooKeeper
+members must be started with org.apache.zookeeper.server.quorum.QuorumPeerMain.
+
+Example:
 
   corral bench --compare --label-a corral --label-b zookeeper \\
     --a 'target/release/corral server --config {cfg}' \\
@@ -221,6 +238,15 @@ pub struct Args {
     /// Keep the --compare servers' directories (logs) after the run.
     #[arg(long)]
     pub keep: bool,
+
+    /// With --compare: run each side as a replicated ensemble of N voting members on
+    /// 127.0.0.1 (0: one standalone server).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub ensemble: usize,
+
+    /// With --compare --ensemble: observers added to each side's ensemble.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub observers: usize,
 }
 
 /// Validated settings of one run.
@@ -255,6 +281,10 @@ pub struct Compare {
     pub start_timeout: Duration,
     pub work_dir: Option<PathBuf>,
     pub keep: bool,
+    /// Voting members per side; 0 is one standalone server.
+    pub voters: usize,
+    /// Observers per side (only with `voters > 0`).
+    pub observers: usize,
 }
 
 /// Parses `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a bare number of seconds.
@@ -349,6 +379,15 @@ impl Settings {
                     format!("--cfg {l:?}: expected one key=value line")
                 })?;
             }
+            check(a.ensemble <= ENSEMBLE_VOTERS_MAX, || {
+                format!("--ensemble must be 0..={ENSEMBLE_VOTERS_MAX}")
+            })?;
+            check(a.observers <= OBSERVERS_MAX, || {
+                format!("--observers must be 0..={OBSERVERS_MAX}")
+            })?;
+            check(a.observers == 0 || a.ensemble > 0, || {
+                "--observers needs --ensemble".into()
+            })?;
             Some(Compare {
                 a: cmd_a,
                 b: cmd_b,
@@ -359,10 +398,15 @@ impl Settings {
                 start_timeout: a.start_timeout,
                 work_dir: a.work_dir.clone(),
                 keep: a.keep,
+                voters: a.ensemble,
+                observers: a.observers,
             })
         } else {
             check(a.a.is_none() && a.b.is_none(), || {
                 "--a and --b need --compare".into()
+            })?;
+            check(a.ensemble == 0 && a.observers == 0, || {
+                "--ensemble and --observers need --compare".into()
             })?;
             None
         };
@@ -538,6 +582,20 @@ mod tests {
         assert_eq!(c.label_a, "corral");
         assert_eq!(c.label_b, "B");
         assert_eq!(c.cfg_lines, vec!["snapCount=1000".to_string()]);
+        assert_eq!((c.voters, c.observers), (0, 0));
+        let ens = |extra: &[&str]| {
+            let mut w = vec!["--compare", "--a", "x", "--b", "y"];
+            w.extend_from_slice(extra);
+            run(&w)
+        };
+        let c = ens(&["--ensemble", "3", "--observers", "1"])
+            .unwrap()
+            .compare
+            .unwrap();
+        assert_eq!((c.voters, c.observers), (3, 1));
+        assert!(ens(&["--observers", "1"]).is_err(), "observers need voters");
+        assert!(ens(&["--ensemble", "10"]).is_err());
+        assert!(run(&["--ensemble", "3"]).is_err(), "needs --compare");
         assert!(run(&["--compare", "--a", "x"]).is_err());
         assert!(run(&["--a", "x", "--b", "y"]).is_err());
         assert!(run(&["--compare", "--a", "x", "--b", "y", "--rounds", "0"]).is_err());

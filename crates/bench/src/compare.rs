@@ -1,4 +1,5 @@
-//! `--compare`: two servers started from launch commands, loaded alternately, compared.
+//! `--compare`: two servers (or two ensembles, see [`crate::cluster`]) started from launch
+//! commands, loaded alternately, compared.
 //!
 //! Owns: [`ServerProc`] (a generated `zoo.cfg` with a free 127.0.0.1 port and a fresh
 //! `dataDir`, the process started with `sh -c 'exec <command>'` so that its PID is the
@@ -8,7 +9,9 @@
 //!
 //! A round sets up the namespace on both servers, then runs each workload on A and right
 //! after on B (A B A B ...), so that both see nearly the same machine (other load on a
-//! shared host drifts over minutes), and ends with each server's resident memory.
+//! shared host drifts over minutes), and ends with each server's resident memory (an
+//! ensemble's: the sum over its members, with each member's kept beside it, and each
+//! member's mode, so a leader change during the run shows).
 //!
 //! Ratios are A/B for every metric: throughput above 1 means A is faster, latency below 1
 //! means A is faster. The summary is the geometric mean over rounds with min..max.
@@ -16,6 +19,7 @@
 //! Threading: the round loop is synchronous and drives each suite on the given runtime.
 
 use crate::args::{Compare, Settings};
+use crate::cluster::{Cluster, MemberInfo};
 use crate::json::Json;
 use crate::report::{group, Row};
 use crate::run::Suite;
@@ -69,6 +73,17 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 
 /// The zoo.cfg both servers get: defaults, with `extra` lines replacing same-named keys.
 pub fn zoo_cfg(data_dir: &Path, port: u16, extra: &[String]) -> String {
+    zoo_cfg_with(data_dir, port, &[], extra)
+}
+
+/// [`zoo_cfg`] with more default lines (`more`, e.g. an ensemble's `server.N` lines) after
+/// the common ones; `extra` still replaces any of them.
+pub fn zoo_cfg_with(
+    data_dir: &Path,
+    port: u16,
+    more: &[(String, String)],
+    extra: &[String],
+) -> String {
     let mut kv: Vec<(String, String)> = [
         ("tickTime", "2000".to_string()),
         ("initLimit", "10".into()),
@@ -83,6 +98,7 @@ pub fn zoo_cfg(data_dir: &Path, port: u16, extra: &[String]) -> String {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(more.iter().cloned())
     .collect();
     for line in extra {
         let (k, v) = line.split_once('=').unwrap_or((line.as_str(), ""));
@@ -110,46 +126,59 @@ pub struct ServerProc {
 
 impl ServerProc {
     /// Writes the config, starts `template` with `{cfg}`, `{port}` and `{dir}` substituted,
-    /// and waits until the server answers `ruok`.
+    /// and waits until the server answers `ruok` (a standalone server).
     pub fn launch(
         label: &str,
         template: &str,
         c: &Compare,
         stop: &AtomicBool,
     ) -> Result<ServerProc, String> {
-        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let base = c.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!(
-            "corral-bench-{}-{n}-{nanos}-{}",
-            std::process::id(),
-            sanitize(label)
-        ));
+        let dir = fresh_dir(c, label);
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
         let port = free_port()?;
         let cfg = dir.join("zoo.cfg");
         std::fs::write(&cfg, zoo_cfg(&data, port, &c.cfg_lines))
             .map_err(|e| format!("write {}: {e}", cfg.display()))?;
-        let command = template
-            .replace("{cfg}", &cfg.display().to_string())
-            .replace("{port}", &port.to_string())
-            .replace("{dir}", &dir.display().to_string());
+        let command = substitute(template, &cfg, port, &dir, None);
+        let mut s = ServerProc::spawn(label, &command, port, dir, c.keep)?;
+        s.wait_ruok(Instant::now() + c.start_timeout, stop)?;
+        // ZooKeeper answers ruok before it serves; srvr says "not currently serving" until
+        // then, so ask a few times.
+        for _ in 0..VERSION_TRIES {
+            if s.read_srvr().is_some() {
+                break;
+            }
+            std::thread::sleep(READY_POLL);
+        }
+        if s.version.is_empty() {
+            s.version = "unknown".into();
+        }
+        eprintln!("{label}: ready, version {}", s.version);
+        Ok(s)
+    }
+
+    /// Starts `command` (placeholders already substituted) with `sh -c 'exec ...'`, its
+    /// output going to `dir/server.log`. Does not wait for it to serve.
+    pub fn spawn(
+        label: &str,
+        command: &str,
+        port: u16,
+        dir: PathBuf,
+        keep: bool,
+    ) -> Result<ServerProc, String> {
         let log_path = dir.join("server.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|e| format!("create {}: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| format!("log handle: {e}"))?;
         let mut s = ServerProc {
             label: label.to_owned(),
-            command: command.clone(),
+            command: command.to_owned(),
             port,
             dir,
             version: String::new(),
             child: None,
-            keep: c.keep,
+            keep,
         };
         let child = Command::new("sh")
             .arg("-c")
@@ -164,48 +193,55 @@ impl ServerProc {
             "{label}: started pid {} on 127.0.0.1:{port}: {command}",
             s.pid().unwrap_or(0)
         );
-        let deadline = Instant::now() + c.start_timeout;
+        Ok(s)
+    }
+
+    /// Waits until the server answers `ruok`; fails if it exits, on Ctrl-C or at `deadline`.
+    fn wait_ruok(&mut self, deadline: Instant, stop: &AtomicBool) -> Result<(), String> {
         loop {
-            if let Some(status) = s.exited() {
-                return Err(format!(
-                    "{label} exited during startup ({status}); log:\n{}",
-                    s.log_tail()
-                ));
-            }
-            if four_letter(s.addr(), "ruok").as_deref() == Some("imok") {
-                break;
+            self.check_running("during startup")?;
+            if four_letter(self.addr(), "ruok").as_deref() == Some("imok") {
+                return Ok(());
             }
             if stop.load(Ordering::Relaxed) {
                 return Err("interrupted".into());
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "{label} did not answer ruok within {:?}; log:\n{}",
-                    c.start_timeout,
-                    s.log_tail()
+                    "{} did not answer ruok in time; log:\n{}",
+                    self.label,
+                    self.log_tail()
                 ));
             }
             std::thread::sleep(READY_POLL);
         }
-        // ZooKeeper answers ruok before it serves; srvr says "not currently serving" until
-        // then, so ask a few times.
-        for _ in 0..VERSION_TRIES {
-            let v = four_letter(s.addr(), "srvr").and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("Zookeeper version:"))
-                    .map(|v| v.trim().to_owned())
-            });
-            if let Some(v) = v {
-                s.version = v;
-                break;
-            }
-            std::thread::sleep(READY_POLL);
+    }
+
+    /// Asks `srvr`; records the version, returns the `Mode:` (`None` while the server does
+    /// not serve, or is unreachable).
+    pub fn read_srvr(&mut self) -> Option<String> {
+        let text = four_letter(self.addr(), "srvr")?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        if let Some(v) = field("Zookeeper version:") {
+            self.version = v;
         }
-        if s.version.is_empty() {
-            s.version = "unknown".into();
+        field("Mode:")
+    }
+
+    /// `Err` with the log's tail if the process has exited.
+    pub fn check_running(&mut self, when: &str) -> Result<(), String> {
+        match self.exited() {
+            Some(status) => Err(format!(
+                "{} exited {when} ({status}); log:\n{}",
+                self.label,
+                self.log_tail()
+            )),
+            None => Ok(()),
         }
-        eprintln!("{label}: ready, version {}", s.version);
-        Ok(s)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -259,6 +295,34 @@ impl Drop for ServerProc {
     }
 }
 
+/// A new, unique directory path for one server or one ensemble (not yet created).
+pub fn fresh_dir(c: &Compare, label: &str) -> PathBuf {
+    let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let base = c.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    base.join(format!(
+        "corral-bench-{}-{n}-{nanos}-{}",
+        std::process::id(),
+        sanitize(label)
+    ))
+}
+
+/// A launch command with its placeholders filled in: `{cfg}`, `{port}`, `{dir}`, and
+/// `{myid}` for an ensemble member.
+pub fn substitute(template: &str, cfg: &Path, port: u16, dir: &Path, myid: Option<u64>) -> String {
+    let mut command = template
+        .replace("{cfg}", &cfg.display().to_string())
+        .replace("{port}", &port.to_string())
+        .replace("{dir}", &dir.display().to_string());
+    if let Some(id) = myid {
+        command = command.replace("{myid}", &id.to_string());
+    }
+    command
+}
+
 fn sanitize(label: &str) -> String {
     label
         .chars()
@@ -271,7 +335,27 @@ fn sanitize(label: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Side {
     pub rows: Vec<Row>,
+    /// Resident memory at the end of the round (an ensemble's: summed over its members;
+    /// `None` if any is unknown).
     pub rss_kib: Option<u64>,
+    /// Per member, for an ensemble (else empty).
+    pub member_rss_kib: Vec<Option<u64>>,
+    /// Each member's `srvr` mode at the end of the round, for an ensemble (else empty).
+    pub member_modes: Vec<Option<String>>,
+}
+
+impl Side {
+    fn new(rows: Vec<Row>, cluster: &mut Cluster) -> Side {
+        let rss = cluster.rss_kib();
+        let total = rss.iter().copied().sum::<Option<u64>>();
+        let ensemble = cluster.is_ensemble();
+        Side {
+            rows,
+            rss_kib: total,
+            member_rss_kib: if ensemble { rss } else { Vec::new() },
+            member_modes: cluster.modes(),
+        }
+    }
 }
 
 /// One round: every workload on A and on B.
@@ -285,8 +369,46 @@ pub struct Round {
 #[derive(Clone, Debug)]
 pub struct ServerInfo {
     pub label: String,
+    /// The launch command (of the first member, for an ensemble).
     pub command: String,
     pub version: String,
+    /// Voting members and observers of an ensemble (0 and 0: a standalone server).
+    pub voters: usize,
+    pub observers: usize,
+    /// An ensemble's members (empty for a standalone server).
+    pub members: Vec<MemberInfo>,
+}
+
+impl ServerInfo {
+    fn of(c: &Cluster) -> ServerInfo {
+        ServerInfo {
+            label: c.label.clone(),
+            command: c.command(),
+            version: c.version(),
+            voters: c.voters,
+            observers: c.observers,
+            members: c.members_info(),
+        }
+    }
+
+    /// "standalone", or e.g. "3 voters, leader myid 3".
+    fn topology(&self) -> String {
+        if self.voters == 0 {
+            return "standalone".into();
+        }
+        let obs = if self.observers > 0 {
+            format!(" + {} observers", self.observers)
+        } else {
+            String::new()
+        };
+        let leader = self
+            .members
+            .iter()
+            .find(|m| m.mode == "leader")
+            .map(|m| m.myid.to_string())
+            .unwrap_or_else(|| "?".into());
+        format!("{} voters{obs}, leader myid {leader}", self.voters)
+    }
 }
 
 /// Everything a `--compare` run measured.
@@ -444,6 +566,9 @@ impl CompareReport {
              A/B < 1: A is better\n",
             self.rounds.len()
         );
+        for i in [&self.a, &self.b] {
+            out.push_str(&format!("   {}: {}\n", i.label, i.topology()));
+        }
         out.push_str(&format!(
             "{:<14} {:>11} {:>11} {:>20} {:>20} {:>20} {:>20}\n",
             "workload", "A ops/s", "B ops/s", "ops/s A/B", "p50 A/B", "p99 A/B", "CPU/op A/B"
@@ -461,8 +586,14 @@ impl CompareReport {
                 text(r.cpu_per_op),
             ));
         }
+        let ensembles = !(self.a.members.is_empty() && self.b.members.is_empty());
         out.push_str(&format!(
-            "\nresident memory (VmRSS) at the end of each round:\n{:<7} {:>12} {:>12}\n",
+            "\nresident memory (VmRSS) at the end of each round{}:\n{:<7} {:>12} {:>12}\n",
+            if ensembles {
+                ", summed over the members (each member in parentheses, A then B)"
+            } else {
+                ""
+            },
             "round",
             format!("{la} MiB"),
             format!("{lb} MiB")
@@ -471,28 +602,155 @@ impl CompareReport {
             k.map(|k| format!("{:.1}", k as f64 / 1024.0))
                 .unwrap_or_else(|| "?".into())
         };
+        let members = |sd: &Side| {
+            if sd.member_rss_kib.is_empty() {
+                String::new()
+            } else {
+                let each: Vec<String> = sd.member_rss_kib.iter().map(|&k| mib(k)).collect();
+                format!("  ({})", each.join(" + "))
+            }
+        };
         for (i, r) in self.rounds.iter().enumerate() {
             out.push_str(&format!(
-                "{:<7} {:>12} {:>12}\n",
+                "{:<7} {:>12} {:>12}{}{}\n",
                 i + 1,
                 mib(r.a.rss_kib),
-                mib(r.b.rss_kib)
+                mib(r.b.rss_kib),
+                members(&r.a),
+                members(&r.b)
             ));
+        }
+        out.push_str(&self.member_cpu_table());
+        for (i, r) in self.rounds.iter().enumerate() {
+            for (info, sd) in [(&self.a, &r.a), (&self.b, &r.b)] {
+                let start: Vec<Option<&str>> =
+                    info.members.iter().map(|m| Some(m.mode.as_str())).collect();
+                let end: Vec<Option<&str>> = sd.member_modes.iter().map(|m| m.as_deref()).collect();
+                if !end.is_empty() && start != end {
+                    out.push_str(&format!(
+                        "warning: {} member modes changed by the end of round {}: {end:?}\n",
+                        info.label,
+                        i + 1
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// For ensembles: server CPU µs per op of each member, mean over rounds, so the
+    /// leader's share and the followers' can be told apart. Empty for standalone servers.
+    fn member_cpu_table(&self) -> String {
+        if self.a.members.is_empty() && self.b.members.is_empty() {
+            return String::new();
+        }
+        let Some(first) = self.rounds.first() else {
+            return String::new();
+        };
+        let head = |i: &ServerInfo| -> Vec<String> {
+            i.members
+                .iter()
+                .map(|m| {
+                    let role = match m.mode.as_str() {
+                        "leader" => "L",
+                        "observer" => "O",
+                        _ => "F",
+                    };
+                    format!("{} m{}{role}", i.label, m.myid)
+                })
+                .collect()
+        };
+        let cols: Vec<String> = head(&self.a).into_iter().chain(head(&self.b)).collect();
+        let mut out = format!(
+            "\nserver CPU µs per op per member, mean over rounds (L leader, F follower, O \
+             observer):\n{:<14}",
+            "workload"
+        );
+        for c in &cols {
+            out.push_str(&format!(" {c:>16}"));
+        }
+        out.push('\n');
+        let per_member = |pick: &dyn Fn(&Round) -> &Side, name: &str, n: usize| -> Vec<String> {
+            (0..n)
+                .map(|m| {
+                    let xs: Vec<f64> = self
+                        .rounds
+                        .iter()
+                        .filter_map(|r| {
+                            let row = find(&pick(r).rows, name)?;
+                            let cpu = row.member_cpu_s.get(m)?;
+                            (row.ops > 0).then(|| cpu * 1e6 / row.ops as f64)
+                        })
+                        .collect();
+                    if xs.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{:.1}", mean(&xs))
+                    }
+                })
+                .collect()
+        };
+        for r0 in &first.a.rows {
+            out.push_str(&format!("{:<14}", r0.name));
+            let a = per_member(&|r| &r.a, &r0.name, self.a.members.len());
+            let b = per_member(&|r| &r.b, &r0.name, self.b.members.len());
+            for v in a.into_iter().chain(b) {
+                out.push_str(&format!(" {v:>16}"));
+            }
+            out.push('\n');
         }
         out
     }
 
     pub fn to_json(&self, s: &Settings) -> Json {
         let server = |i: &ServerInfo| {
+            let members = i
+                .members
+                .iter()
+                .map(|m| {
+                    Json::obj([
+                        ("myid", Json::UInt(m.myid)),
+                        ("client_port", Json::UInt(u64::from(m.client_port))),
+                        (
+                            "pid",
+                            m.pid.map(|p| Json::UInt(p.into())).unwrap_or(Json::Null),
+                        ),
+                        ("observer", Json::Bool(m.observer)),
+                        ("mode", Json::str(&m.mode)),
+                    ])
+                })
+                .collect();
             Json::obj([
                 ("label", Json::str(&i.label)),
                 ("command", Json::str(&i.command)),
                 ("version", Json::str(&i.version)),
+                ("topology", Json::str(i.topology())),
+                ("voters", Json::UInt(i.voters as u64)),
+                ("observers", Json::UInt(i.observers as u64)),
+                ("members", Json::Arr(members)),
             ])
         };
         let side = |sd: &Side| {
             Json::obj([
                 ("rss_kib", sd.rss_kib.map(Json::UInt).unwrap_or(Json::Null)),
+                (
+                    "member_rss_kib",
+                    Json::Arr(
+                        sd.member_rss_kib
+                            .iter()
+                            .map(|k| k.map(Json::UInt).unwrap_or(Json::Null))
+                            .collect(),
+                    ),
+                ),
+                (
+                    "member_modes",
+                    Json::Arr(
+                        sd.member_modes
+                            .iter()
+                            .map(|m| m.as_deref().map(Json::str).unwrap_or(Json::Null))
+                            .collect(),
+                    ),
+                ),
                 (
                     "results",
                     Json::Arr(sd.rows.iter().map(Row::to_json).collect()),
@@ -548,7 +806,8 @@ impl CompareReport {
     }
 }
 
-/// Starts both servers, runs the rounds, stops both (also on error).
+/// Starts both servers (or ensembles), runs the rounds, stops both (also on error: dropping
+/// a [`Cluster`] kills its members).
 pub fn run_compare(
     rt: &tokio::runtime::Runtime,
     s: &Settings,
@@ -558,40 +817,32 @@ pub fn run_compare(
         .compare
         .as_ref()
         .ok_or_else(|| "not a --compare run".to_string())?;
-    let mut a = ServerProc::launch(&c.label_a, &c.a, c, stop)?;
-    let mut b = ServerProc::launch(&c.label_b, &c.b, c, stop)?;
+    let mut a = Cluster::launch(&c.label_a, &c.a, c, stop)?;
+    let mut b = Cluster::launch(&c.label_b, &c.b, c, stop)?;
     let mut report = CompareReport {
-        a: ServerInfo {
-            label: a.label.clone(),
-            command: a.command.clone(),
-            version: a.version.clone(),
-        },
-        b: ServerInfo {
-            label: b.label.clone(),
-            command: b.command.clone(),
-            version: b.version.clone(),
-        },
+        a: ServerInfo::of(&a),
+        b: ServerInfo::of(&b),
         rounds: Vec::new(),
     };
     for round in 1..=c.rounds {
         let mut sa = rt
             .block_on(Suite::setup(
-                &a.connect_string(),
+                &a.connect_strings(),
                 s,
                 &format!("{} r{round} ", a.label),
                 stop,
             ))
             .map_err(|e| format!("{}: {e}", a.label))?;
-        sa.server_pid = a.pid();
+        sa.server_pids = a.pids();
         let mut sb = rt
             .block_on(Suite::setup(
-                &b.connect_string(),
+                &b.connect_strings(),
                 s,
                 &format!("{} r{round} ", b.label),
                 stop,
             ))
             .map_err(|e| format!("{}: {e}", b.label))?;
-        sb.server_pid = b.pid();
+        sb.server_pids = b.pids();
         let (mut rows_a, mut rows_b) = (Vec::new(), Vec::new());
         for &w in &s.workloads {
             for (srv, suite, rows) in [
@@ -601,13 +852,7 @@ pub fn run_compare(
                 if stop.load(Ordering::Relaxed) {
                     return Err("interrupted".into());
                 }
-                if let Some(st) = srv.exited() {
-                    return Err(format!(
-                        "{} exited ({st}); log:\n{}",
-                        srv.label,
-                        srv.log_tail()
-                    ));
-                }
+                srv.check_running()?;
                 let r = rt
                     .block_on(suite.run(w, s, stop))
                     .map_err(|e| format!("{}: {e}", srv.label))?;
@@ -623,14 +868,8 @@ pub fn run_compare(
             print!("{}", crate::report::table(rows));
         }
         report.rounds.push(Round {
-            a: Side {
-                rows: rows_a,
-                rss_kib: a.rss_kib(),
-            },
-            b: Side {
-                rows: rows_b,
-                rss_kib: b.rss_kib(),
-            },
+            a: Side::new(rows_a, &mut a),
+            b: Side::new(rows_b, &mut b),
         });
     }
     a.stop();
@@ -694,6 +933,7 @@ mod tests {
             first_error: None,
             events_per_op: 1,
             server_cpu_s: None,
+            member_cpu_s: Vec::new(),
         }
     }
 
@@ -702,11 +942,16 @@ mod tests {
         let side = |ops, lat| Side {
             rows: vec![row("read", ops, lat)],
             rss_kib: Some(2048),
+            member_rss_kib: Vec::new(),
+            member_modes: Vec::new(),
         };
         let info = |l: &str| ServerInfo {
             label: l.into(),
             command: "x".into(),
             version: "v".into(),
+            voters: 0,
+            observers: 0,
+            members: Vec::new(),
         };
         let rep = CompareReport {
             a: info("fast"),

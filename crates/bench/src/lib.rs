@@ -9,8 +9,9 @@
 //!
 //! Shape: [`args`] parses and validates the command line into [`args::Settings`]; [`run`]
 //! drives the workloads against one server (setup of `/corral-bench`, closed-loop workers,
-//! progress lines, cleanup) and returns [`report::Row`]s; [`compare`] starts two servers from
-//! launch commands, runs the suite on each in turn for some rounds and computes A/B ratios;
+//! progress lines, cleanup) and returns [`report::Row`]s; [`compare`] starts two servers (or,
+//! with [`cluster`], two replicated ensembles) from launch commands, runs the suite on each in
+//! turn for some rounds and computes A/B ratios;
 //! [`hist`] is the latency histogram; [`report`] and [`json`] render the results.
 //!
 //! Load model: `--sessions` connections, each shared by `--inflight` closed-loop workers (one
@@ -29,6 +30,7 @@
 //! 127.0.0.1 only and are killed by PID at the end, on error and on Ctrl-C.
 
 pub mod args;
+pub mod cluster;
 pub mod compare;
 pub mod hist;
 pub mod json;
@@ -52,7 +54,9 @@ pub const EXIT_USAGE: i32 = 2;
 #[derive(Debug)]
 pub enum Outcome {
     Single(Vec<Row>),
-    Compare(compare::CompareReport),
+    // Boxed: a report (two servers, their members, every round) is much larger than a
+    // single run's rows.
+    Compare(Box<compare::CompareReport>),
 }
 
 /// JSON of a single-server run.
@@ -96,7 +100,7 @@ pub fn run(s: &Settings) -> Result<Outcome, String> {
         let report = compare::run_compare(&rt, s, &stop)?;
         print!("{}", report.summary_table());
         let j = report.to_json(s);
-        (Outcome::Compare(report), j)
+        (Outcome::Compare(Box::new(report)), j)
     } else {
         let rows = rt.block_on(run::run_suite(&s.server, s, "", &stop))?;
         print!("{}", report::table(&rows));

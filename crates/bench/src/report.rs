@@ -44,8 +44,11 @@ pub struct Row {
     /// Watch notifications per op (watch-fanout), else 1.
     pub events_per_op: u64,
     /// CPU time (user + system) the server process used during the measured window, when
-    /// its PID is known (`--compare`, `--server-pid`).
+    /// its PID is known (`--compare`, `--server-pid`); for an ensemble, summed over the
+    /// members.
     pub server_cpu_s: Option<f64>,
+    /// An ensemble's CPU time per member (in member order); empty for one server.
+    pub member_cpu_s: Vec<f64>,
 }
 
 impl Row {
@@ -55,6 +58,16 @@ impl Row {
         } else {
             0.0
         }
+    }
+
+    /// Records the CPU time of each server process (one, or each ensemble member).
+    pub fn set_cpu(&mut self, per_server_s: Vec<f64>) {
+        self.server_cpu_s = Some(per_server_s.iter().sum());
+        self.member_cpu_s = if per_server_s.len() > 1 {
+            per_server_s
+        } else {
+            Vec::new()
+        };
     }
 
     /// Server CPU microseconds per op (needs the server's PID).
@@ -104,6 +117,19 @@ impl Row {
                 self.server_cpu_us_per_op()
                     .map(|c| Json::Num(round2(c)))
                     .unwrap_or(Json::Null),
+            ),
+            (
+                "member_cpu_s",
+                if self.member_cpu_s.is_empty() {
+                    Json::Null
+                } else {
+                    Json::Arr(
+                        self.member_cpu_s
+                            .iter()
+                            .map(|&c| Json::Num(round2(c)))
+                            .collect(),
+                    )
+                },
             ),
             (
                 "first_error",
@@ -228,6 +254,7 @@ mod tests {
             first_error: Some("connection loss".into()),
             events_per_op: 1,
             server_cpu_s: Some(0.002),
+            member_cpu_s: Vec::new(),
         };
         assert_eq!(r.ops_per_sec(), 2.0);
         assert_eq!(r.server_cpu_us_per_op(), Some(500.0));

@@ -6,6 +6,13 @@
 //! semaphore for it; `--inflight` workers share each session, so their requests pipeline on
 //! its connection), the session-churn and watch-fanout loops, and the 1 s progress ticker.
 //!
+//! Ensembles: a suite gets one connect string per member. Session `i` (load session,
+//! watcher, or the `i`-th session-churn worker) connects to member `i mod members`, so the
+//! load is spread evenly and each member serves its sessions' reads locally and forwards
+//! their writes, as in a real deployment; the admin session (setup, cleanup, the
+//! watch-fanout writer) uses member 0. The server CPU of a row is summed over the members'
+//! PIDs (and kept per member).
+//!
 //! Measurement: a workload runs `warmup + duration`; an op counts when it *completes* inside
 //! the measured window `[start + warmup, start + warmup + duration]`, and ops/s is that count
 //! divided by the window length. Ops still in flight at the end are awaited (bounded by the
@@ -105,7 +112,8 @@ fn client_options() -> ClientOptions {
 
 /// Read-only state every worker of a suite shares.
 struct Shared {
-    server: String,
+    /// One connect string per member (one for a standalone server).
+    members: Vec<String>,
     keys: Vec<String>,
     value: Vec<u8>,
     acl: Vec<Acl>,
@@ -162,23 +170,28 @@ fn parse_cpu_s(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / USER_HZ)
 }
 
-/// The server's CPU seconds over the measured window (a task; `None` without a PID).
-fn spawn_cpu_probe(pid: Option<u32>, win: Window) -> Option<tokio::task::JoinHandle<Option<f64>>> {
-    let pid = pid?;
+/// CPU seconds of each server process over the measured window, in the order of `pids`.
+type CpuProbe = tokio::task::JoinHandle<Option<Vec<f64>>>;
+
+/// Starts measuring the servers' CPU over the window (a task; `None` without PIDs). The
+/// result is `None` if any of them could not be read (a member exited).
+fn spawn_cpu_probe(pids: &[u32], win: Window) -> Option<CpuProbe> {
+    if pids.is_empty() {
+        return None;
+    }
+    let pids = pids.to_vec();
     Some(tokio::spawn(async move {
         tokio::time::sleep_until(tokio::time::Instant::from_std(win.measure_start)).await;
-        let before = process_cpu_s(pid)?;
+        let before: Option<Vec<f64>> = pids.iter().map(|&p| process_cpu_s(p)).collect();
         tokio::time::sleep_until(tokio::time::Instant::from_std(win.end)).await;
-        let after = process_cpu_s(pid)?;
-        Some(after - before)
+        let after: Option<Vec<f64>> = pids.iter().map(|&p| process_cpu_s(p)).collect();
+        Some(after?.iter().zip(before?).map(|(a, b)| a - b).collect())
     }))
 }
 
-/// The probe's result; `None` if the load was interrupted before the window ended.
-async fn finish_cpu_probe(
-    probe: Option<tokio::task::JoinHandle<Option<f64>>>,
-    stop: &AtomicBool,
-) -> Option<f64> {
+/// The probe's result per server; `None` if the load was interrupted before the window
+/// ended.
+async fn finish_cpu_probe(probe: Option<CpuProbe>, stop: &AtomicBool) -> Option<Vec<f64>> {
     let probe = probe?;
     if stop.load(Ordering::Relaxed) {
         probe.abort();
@@ -281,8 +294,13 @@ pub async fn remove_tree(clients: &[Client], root: &str) -> Result<usize, String
         .map_err(|_| format!("removing {root} took longer than {SETUP_TIMEOUT:?}"))?
 }
 
-/// Connects `n` sessions, [`CONNECT_PARALLEL`] at a time.
-async fn connect_many(server: &str, n: usize, stop: &AtomicBool) -> Result<Vec<Client>, String> {
+/// Connects `n` sessions, [`CONNECT_PARALLEL`] at a time, session `i` to
+/// `members[i % members.len()]`.
+async fn connect_many(
+    members: &[String],
+    n: usize,
+    stop: &AtomicBool,
+) -> Result<Vec<Client>, String> {
     let mut out = Vec::with_capacity(n);
     let deadline = Instant::now() + SETUP_TIMEOUT;
     while out.len() < n {
@@ -298,18 +316,25 @@ async fn connect_many(server: &str, n: usize, stop: &AtomicBool) -> Result<Vec<C
         }
         let batch = CONNECT_PARALLEL.min(n - out.len());
         let mut set = tokio::task::JoinSet::new();
-        for _ in 0..batch {
-            let server = server.to_owned();
-            set.spawn(async move { client_options().connect(&server).await });
+        for i in out.len()..out.len() + batch {
+            let server = members[i % members.len()].clone();
+            set.spawn(async move {
+                let r = client_options().connect(&server).await;
+                (i, r.map_err(|e| format!("connecting to {server}: {e}")))
+            });
         }
         let mut err = None;
+        let mut got = Vec::with_capacity(batch);
         while let Some(r) = set.join_next().await {
             match r {
-                Ok(Ok(c)) => out.push(c),
-                Ok(Err(e)) => err = Some(format!("connecting to {server}: {e}")),
+                Ok((i, Ok(c))) => got.push((i, c)),
+                Ok((_, Err(e))) => err = Some(e),
                 Err(e) => err = Some(format!("connect task failed: {e}")),
             }
         }
+        // Keep session i at index i, so that callers know which member each one uses.
+        got.sort_by_key(|(i, _)| *i);
+        out.extend(got.into_iter().map(|(_, c)| c));
         if let Some(e) = err {
             close_all(out).await;
             return Err(e);
@@ -460,7 +485,8 @@ async fn one_op(
             c.delete(&me, -1).await.map(|_| 0)
         }
         Workload::Session => {
-            let s = client_options().connect(&sh.server).await?;
+            let server = &sh.members[st.id % sh.members.len()];
+            let s = client_options().connect(server).await?;
             s.close().await.map(|_| 0)
         }
         Workload::WatchFanout => Err(Error::Protocol("watch-fanout is not a closed loop".into())),
@@ -551,6 +577,7 @@ fn make_row(name: &str, unit: Unit, s: &Settings, outs: &[WorkerOut], tag: usize
         first_error,
         events_per_op: 1,
         server_cpu_s: None,
+        member_cpu_s: Vec::new(),
     }
 }
 
@@ -563,7 +590,7 @@ async fn closed_loop(
     clients: &[Client],
     sh: &Arc<Shared>,
     rng: &mut Rng,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     stop: &Arc<AtomicBool>,
 ) -> Vec<Row> {
     // Which sessions, and how many workers on each.
@@ -586,7 +613,7 @@ async fn closed_loop(
         win,
         counters.clone(),
     );
-    let probe = spawn_cpu_probe(server_pid, win);
+    let probe = spawn_cpu_probe(server_pids, win);
     let mut set = tokio::task::JoinSet::new();
     let mut id = 0;
     for c in sessions {
@@ -635,7 +662,10 @@ async fn closed_loop(
     let total_ops: u64 = rows.iter().map(|r| r.ops).sum();
     if let Some(cpu) = cpu {
         for r in &mut rows {
-            r.server_cpu_s = (total_ops > 0).then(|| cpu * r.ops as f64 / total_ops as f64);
+            if total_ops > 0 {
+                let share = r.ops as f64 / total_ops as f64;
+                r.set_cpu(cpu.iter().map(|c| c * share).collect());
+            }
         }
     }
     rows
@@ -648,14 +678,14 @@ async fn watch_fanout(
     label: &str,
     writer: &Client,
     sh: &Arc<Shared>,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     stop: &Arc<AtomicBool>,
 ) -> Result<Row, String> {
     let n = s.watchers;
     if s.progress {
         eprintln!("{label}watch-fanout: connecting {n} watcher sessions");
     }
-    let watchers = connect_many(&sh.server, n, stop).await?;
+    let watchers = connect_many(&sh.members, n, stop).await?;
     let (armed_tx, mut armed_rx) = mpsc::channel::<()>(n);
     let (fired_tx, mut fired_rx) = mpsc::channel::<Instant>(n);
     let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
@@ -687,7 +717,7 @@ async fn watch_fanout(
     drop((armed_tx, fired_tx));
     let counters = Arc::new(Counters::default());
     let win = Window::new(s);
-    let probe = spawn_cpu_probe(server_pid, win);
+    let probe = spawn_cpu_probe(server_pids, win);
     let _ticker = Ticker::start(
         s.progress,
         format!("{label}watch-fanout"),
@@ -743,7 +773,7 @@ async fn watch_fanout(
         errors += 1;
         first_error.get_or_insert_with(|| e.to_owned());
     }
-    Ok(Row {
+    let mut row = Row {
         name: Workload::WatchFanout.name().to_owned(),
         unit: Unit::Round,
         ops,
@@ -752,8 +782,13 @@ async fn watch_fanout(
         hist,
         first_error,
         events_per_op: n as u64,
-        server_cpu_s: cpu,
-    })
+        server_cpu_s: None,
+        member_cpu_s: Vec::new(),
+    };
+    if let Some(cpu) = cpu {
+        row.set_cpu(cpu);
+    }
+    Ok(row)
 }
 
 /// One server's bench session: the namespace, the load sessions and the shared state. Made
@@ -761,8 +796,9 @@ async fn watch_fanout(
 /// (which removes the namespace; call it also after a failure).
 pub struct Suite {
     label: String,
-    /// The server's PID, for its CPU time per op (when it runs on this machine).
-    pub server_pid: Option<u32>,
+    /// The server's PID, or every member's, for CPU time per op (when they run on this
+    /// machine).
+    pub server_pids: Vec<u32>,
     admin: Client,
     clients: Vec<Client>,
     sh: Arc<Shared>,
@@ -771,19 +807,23 @@ pub struct Suite {
 
 impl Suite {
     /// Connects, removes an earlier run's namespace, creates `/corral-bench` (and the keys
-    /// when a workload of `s` uses them) and connects the load sessions. `label` prefixes
-    /// progress lines (e.g. `"corral r1 "`).
+    /// when a workload of `s` uses them) and connects the load sessions, spread over
+    /// `members` (one connect string per ensemble member, or one for a standalone server).
+    /// `label` prefixes progress lines (e.g. `"corral r1 "`).
     pub async fn setup(
-        server: &str,
+        members: &[String],
         s: &Settings,
         label: &str,
         stop: &Arc<AtomicBool>,
     ) -> Result<Suite, String> {
+        let Some(first) = members.first() else {
+            return Err("no server to connect to".into());
+        };
         let admin = client_options()
-            .connect(server)
+            .connect(first)
             .await
-            .map_err(|e| format!("connecting to {server}: {e}"))?;
-        match Suite::setup_with(server, s, label, stop, &admin).await {
+            .map_err(|e| format!("connecting to {first}: {e}"))?;
+        match Suite::setup_with(members, s, label, stop, &admin).await {
             Ok(suite) => Ok(suite),
             Err(e) => {
                 let _ = remove_tree(std::slice::from_ref(&admin), ROOT).await;
@@ -794,7 +834,7 @@ impl Suite {
     }
 
     async fn setup_with(
-        server: &str,
+        members: &[String],
         s: &Settings,
         label: &str,
         stop: &Arc<AtomicBool>,
@@ -818,7 +858,7 @@ impl Suite {
                 .await
                 .map_err(|e| format!("creating {p}: {e}"))?;
         }
-        let clients = connect_many(server, s.sessions, stop).await?;
+        let clients = connect_many(members, s.sessions, stop).await?;
         let keys: Vec<String> = (0..s.keys).map(key_path).collect();
         let with_keys = s.workloads.iter().any(|w| w.uses_keys());
         if with_keys {
@@ -848,6 +888,31 @@ impl Suite {
                 return Err(e);
             }
         }
+        if members.len() > 1 {
+            // A member may not have applied every key another member's session created
+            // yet; a sync per session makes each one's member catch up before the load
+            // starts, so no read of the warm-up finds a key missing.
+            let synced = tokio::time::timeout(
+                SETUP_TIMEOUT,
+                pipelined(&clients, (0..clients.len()).collect(), {
+                    let clients = clients.clone();
+                    move |_, i: usize| {
+                        let c = clients[i].clone();
+                        async move { c.sync(ROOT).await }
+                    }
+                }),
+            )
+            .await;
+            let failed = match synced {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("sync after setup: {e}")),
+                Err(_) => Some(format!("sync after setup took over {SETUP_TIMEOUT:?}")),
+            };
+            if let Some(e) = failed {
+                close_all(clients).await;
+                return Err(e);
+            }
+        }
         if s.progress {
             let keys = if with_keys {
                 format!(", {} keys of {} bytes", s.keys, s.value_size)
@@ -862,11 +927,11 @@ impl Suite {
         }
         Ok(Suite {
             label: label.to_owned(),
-            server_pid: s.server_pid,
+            server_pids: s.server_pid.into_iter().collect(),
             admin: admin.clone(),
             clients,
             sh: Arc::new(Shared {
-                server: server.to_owned(),
+                members: members.to_vec(),
                 keys,
                 value,
                 acl,
@@ -884,12 +949,17 @@ impl Suite {
         stop: &Arc<AtomicBool>,
     ) -> Result<Vec<Row>, String> {
         match w {
-            Workload::WatchFanout => {
-                watch_fanout(s, &self.label, &self.admin, &self.sh, self.server_pid, stop)
-                    .await
-                    .map(|r| vec![r])
-                    .map_err(|e| format!("watch-fanout: {e}"))
-            }
+            Workload::WatchFanout => watch_fanout(
+                s,
+                &self.label,
+                &self.admin,
+                &self.sh,
+                &self.server_pids,
+                stop,
+            )
+            .await
+            .map(|r| vec![r])
+            .map_err(|e| format!("watch-fanout: {e}")),
             _ => Ok(closed_loop(
                 w,
                 s,
@@ -897,7 +967,7 @@ impl Suite {
                 &self.clients,
                 &self.sh,
                 &mut self.rng,
-                self.server_pid,
+                &self.server_pids,
                 stop,
             )
             .await),
@@ -924,7 +994,7 @@ pub async fn run_suite(
     label: &str,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<Row>, String> {
-    let mut suite = Suite::setup(server, s, label, stop).await?;
+    let mut suite = Suite::setup(&[server.to_owned()], s, label, stop).await?;
     let mut rows = Vec::new();
     let mut failure = None;
     for &w in &s.workloads {

@@ -155,12 +155,16 @@ fn exit_statuses_of_the_entry_point() {
 
 /// The launch command of the server `CORRAL_TEST_TARGET` selects, for `--compare`.
 fn launch_command() -> String {
+    launch_command_with("org.apache.zookeeper.server.ZooKeeperServerMain")
+}
+
+/// Same, starting ZooKeeper with `zk_main_class` (`QuorumPeerMain` for ensemble members).
+fn launch_command_with(zk_main_class: &str) -> String {
     match corral_client::testing::Target::from_env() {
-        corral_client::testing::Target::Zookeeper => {
-            "java -Xmx256m -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
-             org.apache.zookeeper.server.ZooKeeperServerMain {cfg}"
-                .into()
-        }
+        corral_client::testing::Target::Zookeeper => format!(
+            "java -Xmx256m -XX:+UseSerialGC -cp \
+             /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar {zk_main_class} {{cfg}}"
+        ),
         corral_client::testing::Target::Corral => {
             let bin = std::env::var("CORRAL_BIN").unwrap_or_else(|_| {
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/corral").into()
@@ -222,4 +226,84 @@ fn compare_starts_two_servers_and_stops_them() {
     let ratios = rep.ratios();
     assert_eq!(ratios.len(), 2);
     assert!(ratios.iter().all(|r| r.throughput.is_some()));
+}
+
+#[test]
+fn compare_runs_two_ensembles_and_spreads_the_sessions() {
+    let cmd = launch_command_with("org.apache.zookeeper.server.quorum.QuorumPeerMain");
+    let s = settings(&words(&[
+        "--compare",
+        "--ensemble",
+        "3",
+        "--a",
+        &cmd,
+        "--b",
+        &cmd,
+        "--rounds",
+        "1",
+        "--workload",
+        "read,write,session,watch-fanout",
+        "--watchers",
+        "6",
+        "--warmup",
+        "0s",
+        "--duration",
+        "300ms",
+        "--sessions",
+        "3",
+        "--inflight",
+        "2",
+        "--keys",
+        "20",
+        "--quiet",
+    ]));
+    let Outcome::Compare(rep) = corral_bench::run(&s).expect("compare run") else {
+        panic!("not a compare run");
+    };
+    for info in [&rep.a, &rep.b] {
+        assert_eq!((info.voters, info.observers), (3, 0));
+        let modes: Vec<&str> = info.members.iter().map(|m| m.mode.as_str()).collect();
+        assert_eq!(modes.len(), 3, "{modes:?}");
+        assert_eq!(
+            modes.iter().filter(|m| **m == "leader").count(),
+            1,
+            "{modes:?}"
+        );
+        assert!(
+            modes.iter().all(|m| matches!(*m, "leader" | "follower")),
+            "{modes:?}"
+        );
+        let pids: Vec<Option<u32>> = info.members.iter().map(|m| m.pid).collect();
+        assert!(pids.iter().all(Option::is_some), "{pids:?}");
+    }
+    let round = &rep.rounds[0];
+    for side in [&round.a, &round.b] {
+        let names: Vec<&str> = side.rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["read", "write", "session", "watch-fanout"]);
+        assert!(
+            side.rows.iter().all(|r| r.ops > 0 && r.errors == 0),
+            "{:?}",
+            side.rows
+        );
+        // Each of the three members served load sessions, so each used CPU in `read`.
+        let read = &side.rows[0];
+        assert_eq!(read.member_cpu_s.len(), 3);
+        assert!(read.server_cpu_s.is_some());
+        assert_eq!(side.member_rss_kib.len(), 3);
+        assert!(side.member_rss_kib.iter().all(|k| k.unwrap_or(0) > 0));
+        assert_eq!(side.rss_kib, side.member_rss_kib.iter().copied().sum());
+        assert_eq!(side.member_modes.len(), 3);
+    }
+    // The members were stopped by PID.
+    for m in rep.a.members.iter().chain(&rep.b.members) {
+        let pid = m.pid.expect("pid");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .map(|s| s.contains("State:\tZ"))
+                    .unwrap_or(true),
+            "member pid {pid} still running"
+        );
+    }
+    assert!(rep.summary_table().contains("3 voters, leader myid"));
 }

@@ -134,7 +134,14 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
             snap_count: settings.snap_count_txns,
             snap_size_bytes: settings.snap_size_limit_bytes,
         },
-        trigger_seed: now.wall_ms as u64,
+        trigger_seed: trigger_seed(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(now.wall_ms as u64),
+            std::process::id(),
+            settings.server_id,
+        ),
     };
     let (log_tx, log_thread) = durable::spawn_log_thread(
         fs.clone(),
@@ -383,5 +390,31 @@ async fn accept_loop(
             ctx.clone(),
             clock.wall_ms(),
         ));
+    }
+}
+
+/// Seed of the snapshot trigger's random roll point. The roll point is random so that the
+/// members of an ensemble do not roll their logs and snapshot at the same moment (the
+/// reason for ZooKeeper's `randRoll`); members started together by one script start
+/// within the same millisecond, so the start time alone gave two of three members the same
+/// roll points. The process id and server id make each member's draw its own.
+fn trigger_seed(wall_nanos: u64, pid: u32, server_id: u8) -> u64 {
+    let mut z = wall_nanos ^ (u64::from(pid) << 32) ^ (u64::from(server_id) << 56);
+    // SplitMix64's finaliser, so nearby inputs give unrelated seeds.
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_started_together_draw_different_roll_points() {
+        let a = trigger_seed(1_000_000, 4242, 1);
+        assert_ne!(a, trigger_seed(1_000_000, 4242, 2));
+        assert_ne!(a, trigger_seed(1_000_000, 4243, 1));
+        assert_ne!(a, trigger_seed(1_000_001, 4242, 1));
     }
 }
