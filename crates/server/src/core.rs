@@ -480,7 +480,7 @@ impl Core {
     /// Starts a background snapshot of the current tree, unless one is running (as
     /// ZooKeeper skips). The clone is a consistent copy-on-write view, cheap to take, so the
     /// write path does not stall while the file is written.
-    fn start_snapshot(&mut self) {
+    pub(crate) fn start_snapshot(&mut self) {
         if self.snapshot_running {
             tracing::warn!("snapshot already in progress, skipping this one");
             return;
