@@ -290,7 +290,9 @@ pub fn recover(
                 recent_floor = z;
             }
         }
-        recent.push_back((rec.zxid(), rec.entry.to_bytes()));
+        // Kept decoded and encoded only once replay is over: of a long tail, all but the
+        // last RECENT_TXNS_MAX would be encoded for nothing.
+        recent.push_back((rec.zxid(), rec.entry));
         replayed += 1;
         if replayed.is_multiple_of(RECOVERY_PROGRESS_EVERY) {
             tracing::info!(replayed, total = plan.entry_count, "replaying the txn log");
@@ -320,7 +322,7 @@ pub fn recover(
     Ok(Recovered {
         tree,
         last_zxid: plan.last_zxid,
-        recent,
+        recent: recent.into_iter().map(|(z, e)| (z, e.to_bytes())).collect(),
         recent_floor,
         fresh: plan.is_fresh(),
     })
