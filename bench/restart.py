@@ -43,6 +43,8 @@ ZooKeeper runs as the Debian package's jar (3.8.0) with its defaults (G1 GC) and
          org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg
 plus -D properties that send its log to a file and disable the admin server.
 corral runs as `$CORRAL_BIN server --config zoo.cfg` (default target/release/corral).
+With --corral-baseline BIN a second corral binary (say, the build before a change) runs
+as a third target in the same alternation, so before and after see the same machine load.
 
 Every server this script starts is stopped by PID (also on error, in a finally), and dies
 with this process (PR_SET_PDEATHSIG). The work directory is removed at the end unless
@@ -52,6 +54,8 @@ Output: one human line per round, a summary, and one JSON line starting with
 `{"bench": "restart"`.
 
 Run:  CORRAL_BIN=target/release/corral .venv/bin/python bench/restart.py
+      CORRAL_BIN=target/release/corral .venv/bin/python bench/restart.py \
+          --corral-baseline /tmp/corral-before
       .venv/bin/python bench/restart.py --targets corral --znodes 100000 --rounds 3
 """
 
@@ -128,8 +132,9 @@ def proc_status_kb(pid: int, field: str) -> int | None:
 class Target:
     """One standalone server (corral or zookeeper) with its own directory and port."""
 
-    def __init__(self, kind: str, work: Path) -> None:
+    def __init__(self, kind: str, work: Path, corral_bin: str | None = None) -> None:
         self.kind = kind
+        self.corral_bin = corral_bin
         self.dir = work / kind
         self.dir.mkdir(parents=True)
         self.data_dir = self.dir / "data"
@@ -148,8 +153,9 @@ class Target:
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        if self.kind == "corral":
-            exe = os.environ.get("CORRAL_BIN") or str(REPO / "target" / "release" / "corral")
+        if self.kind.startswith("corral"):
+            exe = self.corral_bin or os.environ.get("CORRAL_BIN") or \
+                str(REPO / "target" / "release" / "corral")
             return [exe, "server", "--config", str(self.cfg_path)]
         return [
             "java", "-Xmx2g",
@@ -382,6 +388,9 @@ def main() -> int:
     ap.add_argument("--work-dir", default=str(REPO / "bench" / ".work"),
                     help="parent of this run's directory (on the disk being measured)")
     ap.add_argument("--keep", action="store_true", help="keep the data directories")
+    ap.add_argument("--corral-baseline", metavar="BIN",
+                    help="also run the corral binary BIN as target `corral-baseline` "
+                         "(loaded and restarted like the others, in the same alternation)")
     args = ap.parse_args()
     kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
     for k in kinds:
@@ -389,7 +398,10 @@ def main() -> int:
             ap.error(f"unknown target {k!r}")
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="restart-", dir=args.work_dir))
-    targets = [Target(k, work) for k in kinds]
+    if args.corral_baseline:
+        kinds.append("corral-baseline")
+    targets = [Target(k, work, args.corral_baseline if k == "corral-baseline" else None)
+               for k in kinds]
     rounds: dict[str, list[dict]] = {k: [] for k in kinds}
     loads: dict[str, float] = {}
     try:
@@ -444,6 +456,11 @@ def main() -> int:
         out["ratio_ready"] = ratio
         out["ratio_rss"] = rss_ratio
         print(f"corral / zookeeper: ready {ratio:.2f}x, RSS {rss_ratio:.2f}x")
+    if "corral-baseline" in summary and "zookeeper" in summary:
+        ratio = (summary["corral-baseline"]["ready_median_s"]
+                 / summary["zookeeper"]["ready_median_s"])
+        out["ratio_ready_baseline"] = ratio
+        print(f"corral-baseline / zookeeper: ready {ratio:.2f}x")
     print(json.dumps(out))
     return 0
 
