@@ -77,6 +77,10 @@ pub const CORE_TICK_INTERVAL_MS: u64 = 50;
 /// Messages handled per wake-up before the core looks at its timer again.
 const CORE_BATCH_MAX: usize = 256;
 
+/// Longest a graceful stop waits for a snapshot in progress to finish (it is abandoned,
+/// harmlessly, after that: the log still holds everything it would have).
+pub const SHUTDOWN_SNAPSHOT_WAIT_MS: u64 = 30_000;
+
 /// Outputs waiting for the disk before the core stops taking new requests.
 pub const HELD_OUTPUTS_MAX: usize = 64 * 1024;
 
@@ -275,9 +279,35 @@ impl Core {
                 }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
+                        self.let_snapshot_finish().await;
                         self.stop_log();
                         return;
                     }
+                }
+            }
+        }
+    }
+
+    /// On a graceful stop, waits (at most [`SHUTDOWN_SNAPSHOT_WAIT_MS`]) for a snapshot in
+    /// progress, such as the start-up snapshot a standalone server writes in the
+    /// background: abandoned, it would leave the next start replaying the same log again.
+    /// Storage reports that arrive meanwhile are handled as usual.
+    async fn let_snapshot_finish(&mut self) {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_SNAPSHOT_WAIT_MS);
+        if self.snapshot_running {
+            tracing::info!("stopping: letting the snapshot in progress finish first");
+        }
+        while self.snapshot_running {
+            match tokio::time::timeout_at(deadline, self.storage.events.recv()).await {
+                Ok(Some(ev)) => {
+                    if !self.on_storage_event(ev) {
+                        return;
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    tracing::warn!("stopping without waiting longer for the snapshot");
+                    return;
                 }
             }
         }
@@ -480,7 +510,7 @@ impl Core {
     /// Starts a background snapshot of the current tree, unless one is running (as
     /// ZooKeeper skips). The clone is a consistent copy-on-write view, cheap to take, so the
     /// write path does not stall while the file is written.
-    fn start_snapshot(&mut self) {
+    pub(crate) fn start_snapshot(&mut self) {
         if self.snapshot_running {
             tracing::warn!("snapshot already in progress, skipping this one");
             return;

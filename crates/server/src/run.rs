@@ -84,6 +84,21 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
         skip_acl: settings.skip_acl,
         super_digest: settings.super_digest.clone(),
     };
+    // As ZooKeeper does at every start, a snapshot of the loaded state is written, so the
+    // next start does not replay the same log again. Where it is written:
+    // * a fresh directory gets `snapshot.0` before anything is served: ZooKeeper refuses
+    //   a directory holding logs but no snapshot, so the data directory stays one that
+    //   ZooKeeper can start on whenever corral stops;
+    // * a standalone server with data writes it in the background from a copy-on-write
+    //   view, as it writes periodic snapshots, so readiness does not wait for it. Nothing
+    //   depends on it being finished: the state it holds is already durable in the
+    //   snapshot and logs recovery read, which stay until a purge that counts only
+    //   completed snapshots, and a crash while it is written leaves a `.tmp` file that
+    //   recovery ignores;
+    // * an ensemble member writes it before serving, as before: a background snapshot
+    //   could still be in flight when the leader's TRUNC removes the txns it holds, and
+    //   would then land as the newest snapshot of a history that no longer exists.
+    let standalone = settings.quorum.is_none();
     // Loading can take seconds on a large tree: keep it off the runtime's threads.
     let clock = Clock::new();
     // An ensemble member writes its membership into /zookeeper/config before anything is
@@ -102,17 +117,18 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
             if let Some((text, version, wall_ms)) = &config_node {
                 r.tree.init_config_node(text, *version, *wall_ms);
             }
-            // As ZooKeeper does at every start: a snapshot of the loaded state, so the next
-            // start does not replay the same log again.
-            let view = r.tree.snapshot_source(r.last_zxid);
-            let what = durable::write_snapshot_now(fs.as_ref(), &dirs, &view, r.last_zxid)
-                .map_err(|e| format!("cannot write the start-up snapshot: {e}"))?;
-            tracing::info!("start-up snapshot: {what}");
+            if r.fresh || !standalone {
+                let view = r.tree.snapshot_source(r.last_zxid);
+                let what = durable::write_snapshot_now(fs.as_ref(), &dirs, &view, r.last_zxid)
+                    .map_err(|e| format!("cannot write the start-up snapshot: {e}"))?;
+                tracing::info!("start-up snapshot: {what}");
+            }
             Ok::<_, String>(r)
         })
         .await
         .map_err(|e| format!("recovery thread failed: {e}"))??
     };
+    let background_startup_snapshot = standalone && !recovered.fresh;
     let listener = TcpListener::bind(settings.client_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.client_addr))?;
@@ -199,6 +215,9 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
         storage,
         failed_tx,
     );
+    if background_startup_snapshot {
+        core.start_snapshot();
+    }
     if let Some(q) = &settings.quorum {
         stats.set_role(crate::stats::Role::Looking);
         let shell = start_quorum(q, &settings, tree_cfg_for(&settings)).await?;

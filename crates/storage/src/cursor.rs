@@ -30,9 +30,13 @@ pub struct FileCursor<'a> {
     len: u64,
     /// File offset of `buf[0]`.
     buf_start: u64,
+    /// `buf[at..end]` are the bytes read ahead and not consumed yet; `buf` only grows (a
+    /// refill moves the unread bytes to the front and reads after them), so refills do not
+    /// clear memory again.
     buf: Vec<u8>,
     /// Read position inside `buf`.
     at: usize,
+    end: usize,
     adler: Option<adler2::Adler32>,
 }
 
@@ -45,6 +49,7 @@ impl<'a> FileCursor<'a> {
             buf_start: offset,
             buf: Vec::new(),
             at: 0,
+            end: 0,
             adler: None,
         }
     }
@@ -75,33 +80,34 @@ impl<'a> FileCursor<'a> {
 
     /// Makes at least `n` bytes available at the read position, or as many as the file has.
     fn fill(&mut self, n: usize) -> Result<(), StorageError> {
-        if self.buf.len() - self.at >= n {
+        if self.end - self.at >= n {
             return Ok(());
         }
         let pos = self.position();
-        self.buf.drain(..self.at);
-        self.buf_start = pos;
+        self.buf.copy_within(self.at..self.end, 0);
+        self.end -= self.at;
         self.at = 0;
+        self.buf_start = pos;
         let want = n.max(READ_CHUNK_BYTES);
-        let have = self.buf.len();
-        let file_left = self.len.saturating_sub(pos + have as u64);
-        let extra = (want.saturating_sub(have) as u64).min(file_left) as usize;
+        let file_left = self.len.saturating_sub(pos + self.end as u64);
+        let extra = (want.saturating_sub(self.end) as u64).min(file_left) as usize;
         if extra == 0 {
             return Ok(());
         }
-        self.buf.resize(have + extra, 0);
-        let mut filled = have;
-        while filled < have + extra {
-            let n = self
+        if self.buf.len() < self.end + extra {
+            self.buf.resize(self.end + extra, 0);
+        }
+        let target = self.end + extra;
+        while self.end < target {
+            let got = self
                 .file
-                .read_at(pos + filled as u64, &mut self.buf[filled..])
+                .read_at(pos + self.end as u64, &mut self.buf[self.end..target])
                 .map_err(|e| StorageError::io("read", self.path, e))?;
-            if n == 0 {
+            if got == 0 {
                 break;
             }
-            filled += n;
+            self.end += got;
         }
-        self.buf.truncate(filled);
         Ok(())
     }
 
@@ -109,7 +115,7 @@ impl<'a> FileCursor<'a> {
     pub fn take(&mut self, n: usize) -> Result<&[u8], ReadError> {
         let offset = self.position();
         self.fill(n).map_err(ReadError::Io)?;
-        if self.buf.len() - self.at < n {
+        if self.end - self.at < n {
             return Err(ReadError::Eof { offset });
         }
         let start = self.at;
@@ -124,7 +130,7 @@ impl<'a> FileCursor<'a> {
     /// Looks at up to `n` bytes without consuming them (fewer at the end of the file).
     pub fn peek(&mut self, n: usize) -> Result<&[u8], StorageError> {
         self.fill(n)?;
-        let end = (self.at + n).min(self.buf.len());
+        let end = (self.at + n).min(self.end);
         Ok(&self.buf[self.at..end])
     }
 
@@ -159,6 +165,14 @@ pub fn next_nonzero(
     let len = file.len();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     while offset < len {
+        // Holes read as zeros: skip them without reading (a preallocated log is mostly one).
+        match file
+            .data_from(offset)
+            .map_err(|e| StorageError::io("seek", path, e))?
+        {
+            Some(data) if data < len => offset = data,
+            _ => break,
+        }
         let want = ((len - offset) as usize).min(buf.len());
         let n = file
             .read_at(offset, &mut buf[..want])
@@ -239,5 +253,74 @@ impl<'a> CheckedWriter<'a> {
             self.synced = self.written;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FileSystem, StdFs};
+
+    /// A sparse file (as a preallocated log is) is scanned through its holes without
+    /// reading them, and a byte after a hole is still found.
+    #[test]
+    fn next_nonzero_skips_holes_but_finds_data_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse");
+        let fs = StdFs;
+        let mut f = fs.create(&path).unwrap();
+        f.write_at(0, &[0u8; 100]).unwrap();
+        f.write_at(64 << 20, &[0u8]).unwrap(); // 64 MiB, a hole in between
+        drop(f);
+        let r = fs.open_read(&path).unwrap();
+        assert_eq!(next_nonzero(&*r, &path, 0).unwrap(), None);
+        assert_eq!(next_nonzero(&*r, &path, 50).unwrap(), None);
+
+        let mut f = fs.create(&path).unwrap();
+        f.write_at(64 << 20, &[0u8]).unwrap();
+        f.write_at(5 << 20, &[7u8]).unwrap();
+        f.write_at((5 << 20) + 4096 * 3, &[9u8]).unwrap();
+        drop(f);
+        let r = fs.open_read(&path).unwrap();
+        assert_eq!(next_nonzero(&*r, &path, 0).unwrap(), Some(5 << 20));
+        assert_eq!(next_nonzero(&*r, &path, 5 << 20).unwrap(), Some(5 << 20));
+        assert_eq!(
+            next_nonzero(&*r, &path, (5 << 20) + 1).unwrap(),
+            Some((5 << 20) + 4096 * 3)
+        );
+        assert_eq!(
+            next_nonzero(&*r, &path, (5 << 20) + 4096 * 3 + 1).unwrap(),
+            None
+        );
+    }
+
+    /// Reads that refill the buffer many times see the file's bytes in order.
+    #[test]
+    fn cursor_refills_keep_bytes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seq");
+        let fs = StdFs;
+        let bytes: Vec<u8> = (0..(3 * READ_CHUNK_BYTES + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut f = fs.create(&path).unwrap();
+        f.write_at(0, &bytes).unwrap();
+        drop(f);
+        let r = fs.open_read(&path).unwrap();
+        let mut c = FileCursor::new(&*r, &path, 0).with_checksum();
+        let mut seen = Vec::new();
+        let mut n = 1;
+        loop {
+            let take = n.min(bytes.len() - seen.len());
+            if take == 0 {
+                break;
+            }
+            assert_eq!(c.peek(take).unwrap().len(), take);
+            seen.extend_from_slice(c.take(take).unwrap());
+            n = n * 3 + 1;
+        }
+        assert_eq!(seen, bytes);
+        assert_eq!(c.checksum(), adler2::adler32_slice(&bytes));
+        assert!(matches!(c.take(1), Err(ReadError::Eof { .. })));
     }
 }

@@ -33,6 +33,14 @@ pub trait ReadFile: Send + fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at end of file).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
 
+    /// Where data may start at or after `offset`: a file system that keeps holes (the
+    /// sparse preallocated tail of a txn log) says where the next non-hole begins, and
+    /// `None` when only a hole is left, so a scan for non-zero bytes need not read zeros
+    /// the disk does not even hold. The default knows of no holes.
+    fn data_from(&self, offset: u64) -> io::Result<Option<u64>> {
+        Ok((offset < self.len()).then_some(offset))
+    }
+
     /// Fills `buf` from `offset` or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
         while !buf.is_empty() {
@@ -103,6 +111,30 @@ impl ReadFile for StdReadFile {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,
             }
+        }
+    }
+
+    /// `lseek(SEEK_DATA)`. A file system without hole support answers `offset` itself
+    /// (or EINVAL, taken the same way), which only costs reading the zeros.
+    fn data_from(&self, offset: u64) -> io::Result<Option<u64>> {
+        use std::os::unix::io::AsRawFd;
+        if offset >= self.len {
+            return Ok(None);
+        }
+        let Ok(off) = libc::off_t::try_from(offset) else {
+            return Ok(Some(offset));
+        };
+        // SAFETY: lseek takes no pointers; the descriptor is owned by `self.file` and
+        // open for its lifetime. Positional reads do not use the file offset it moves.
+        let r = unsafe { libc::lseek(self.file.as_raw_fd(), off, libc::SEEK_DATA) };
+        if r >= 0 {
+            return Ok(Some((r as u64).max(offset)));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENXIO) => Ok(None),
+            Some(libc::EINVAL) => Ok(Some(offset)),
+            _ => Err(e),
         }
     }
 }

@@ -25,7 +25,7 @@
 //! a failed write, create or fsync latches the writer and every later call returns that
 //! first error (an fsync is never retried). Threading: one thread owns a writer.
 
-use crate::cursor::{next_nonzero, zeros_from, FileCursor, ReadError};
+use crate::cursor::{next_nonzero, zeros_from, READ_CHUNK_BYTES};
 use crate::error::{Result, StorageError, Zxid};
 use crate::fs::{FileSystem, ReadFile, WriteFile};
 use crate::layout::{self, NamedFile};
@@ -180,6 +180,7 @@ pub struct LogFileReader {
     header: Option<FileHeader>,
     pos: u64,
     end: Option<LogEnd>,
+    ahead: ReadAhead,
 }
 
 impl fmt::Debug for LogFileReader {
@@ -207,6 +208,7 @@ impl LogFileReader {
             header: None,
             pos: 0,
             end: None,
+            ahead: ReadAhead::default(),
         };
         let mut hb = [0u8; FILE_HEADER_BYTES as usize];
         let len = r.file.len();
@@ -304,7 +306,7 @@ impl LogFileReader {
             return Ok(None);
         }
         let off = self.pos;
-        match probe(&*self.file, &self.path, off)? {
+        match probe(&mut self.ahead, &*self.file, &self.path, off)? {
             Probe::Record(rec) => {
                 self.pos = rec.end;
                 Ok(Some(rec))
@@ -347,27 +349,54 @@ fn is_torn_header(hb: &[u8; 16]) -> bool {
     keep < want.len() && hb[..keep] == want[..keep]
 }
 
+/// A read-ahead window over one log file, so that reading a file of small records costs
+/// one `pread` per [`READ_CHUNK_BYTES`] instead of one (or more) per record.
+#[derive(Debug, Default)]
+struct ReadAhead {
+    /// File offset of `buf[0]`.
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl ReadAhead {
+    /// Up to `n` bytes of `file` at `off` (fewer only at the end of the file).
+    fn get(&mut self, file: &dyn ReadFile, path: &Path, off: u64, n: usize) -> Result<&[u8]> {
+        let len = file.len();
+        let want = (n as u64).min(len.saturating_sub(off)) as usize;
+        let covered = off >= self.start && off + want as u64 <= self.start + self.buf.len() as u64;
+        if !covered {
+            let size = (want.max(READ_CHUNK_BYTES) as u64).min(len - off.min(len)) as usize;
+            self.buf.resize(size, 0);
+            file.read_exact_at(off, &mut self.buf)
+                .map_err(|e| StorageError::io("read", path, e))?;
+            self.start = off;
+        }
+        let at = (off - self.start) as usize;
+        Ok(&self.buf[at..at + want])
+    }
+}
+
 /// Decodes the record at `off`, if it is one.
-fn probe(file: &dyn ReadFile, path: &Arc<Path>, off: u64) -> Result<Probe> {
+fn probe(ra: &mut ReadAhead, file: &dyn ReadFile, path: &Arc<Path>, off: u64) -> Result<Probe> {
     let len = file.len();
     if off >= len {
         return Ok(Probe::End);
     }
-    let mut c = FileCursor::new(file, path, off);
-    let (sum, n) = match (c.read_i64(), c.read_i32()) {
-        (Ok(s), Ok(n)) => (s, n),
-        (Err(ReadError::Io(e)), _) | (_, Err(ReadError::Io(e))) => return Err(e),
-        _ => {
-            return Ok(if zeros_from(file, path, off)? {
-                Probe::End
-            } else {
-                Probe::Bad(format!(
-                    "partial record header ({} bytes before end of file)",
-                    len - off
-                ))
-            })
-        }
-    };
+    let head = ra.get(file, path, off, RECORD_HEADER_BYTES)?;
+    if head.len() < RECORD_HEADER_BYTES {
+        return Ok(if zeros_from(file, path, off)? {
+            Probe::End
+        } else {
+            Probe::Bad(format!(
+                "partial record header ({} bytes before end of file)",
+                len - off
+            ))
+        });
+    }
+    let mut s8 = [0u8; 8];
+    s8.copy_from_slice(&head[..8]);
+    let sum = i64::from_be_bytes(s8);
+    let n = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
     if n == 0 {
         return Ok(if sum == 0 {
             Probe::End
@@ -381,21 +410,16 @@ fn probe(file: &dyn ReadFile, path: &Arc<Path>, off: u64) -> Result<Probe> {
         )));
     }
     let n = n as usize;
-    let body = match c.take(n) {
-        Ok(b) => b.to_vec(),
-        Err(ReadError::Io(e)) => return Err(e),
-        Err(ReadError::Eof { .. }) => {
-            return Ok(Probe::Bad(format!(
-                "record of {n} bytes extends past the end of the file"
-            )))
-        }
-    };
-    let marker = match c.read_u8() {
-        Ok(b) => Some(b),
-        Err(ReadError::Io(e)) => return Err(e),
-        Err(ReadError::Eof { .. }) => None,
-    };
-    let computed = adler2::adler32_slice(&body) as i64;
+    // The body and the end-of-record marker after it.
+    let rest = ra.get(file, path, off + RECORD_HEADER_BYTES as u64, n + 1)?;
+    if rest.len() < n {
+        return Ok(Probe::Bad(format!(
+            "record of {n} bytes extends past the end of the file"
+        )));
+    }
+    let body = &rest[..n];
+    let marker = rest.get(n).copied();
+    let computed = adler2::adler32_slice(body) as i64;
     if computed != sum {
         return Ok(Probe::Bad(format!(
             "checksum mismatch (stored 0x{sum:x}, computed 0x{computed:x})"
@@ -410,7 +434,7 @@ fn probe(file: &dyn ReadFile, path: &Arc<Path>, off: u64) -> Result<Probe> {
         }
         None => return Ok(Probe::Bad("missing end-of-record marker".into())),
     }
-    let entry = match TxnEntry::decode(&mut Reader::new(body.into())) {
+    let entry = match TxnEntry::decode(&mut Reader::new(bytes::Bytes::copy_from_slice(body))) {
         Ok(e) => e,
         Err(e) => {
             // The checksum matched, so this is what was written: not a torn write.

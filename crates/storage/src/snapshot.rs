@@ -36,7 +36,7 @@ use crate::error::{BoxError, Result, StorageError};
 use crate::fs::FileSystem;
 use crate::layout::{self, TMP_SUFFIX};
 use bytes::Bytes;
-use corral_proto::jute::{Reader, Record, Writer};
+use corral_proto::jute::{Record, Writer};
 use corral_proto::records::{Acl, Id, StatPersisted};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub const END_PATH: &str = "/";
 pub const FIELD_BYTES_MAX: usize = crate::log::ENTRY_BYTES_MAX;
 /// Size of `StatPersisted` in bytes.
 pub const STAT_PERSISTED_BYTES: usize = 60;
+/// The fewest bytes a node record can take: path length and one byte of path, data length
+/// (null data), ACL id and stat.
+pub const NODE_RECORD_BYTES_MIN: u64 = 4 + 1 + 4 + 8 + STAT_PERSISTED_BYTES as u64;
 /// The last bytes of every complete snapshot: `ustring "/"`.
 pub const SNAPSHOT_TAIL: [u8; 5] = [0, 0, 0, 1, b'/'];
 
@@ -136,9 +139,25 @@ pub trait SnapshotSource {
 /// then the digest (only when the file has one). An error aborts the read and is
 /// reported as [`StorageError::Sink`] with the file and offset.
 pub trait SnapshotSink {
+    /// Called once, before anything else, with the length of the file being read, so a
+    /// sink can size its tables for the nodes to come (every node record takes at least
+    /// [`NODE_RECORD_BYTES_MIN`] bytes).
+    fn expect_bytes(&mut self, _file_bytes: u64) {}
     fn session(&mut self, session_id: i64, timeout_ms: i32) -> Result<(), BoxError>;
     fn acl(&mut self, acl_id: i64, acls: Vec<Acl>) -> Result<(), BoxError>;
     fn node(&mut self, node: SnapshotNode) -> Result<(), BoxError>;
+    /// A node as the reader has it, borrowed from its read buffer. The reader calls this
+    /// one; the default copies it into a [`SnapshotNode`] for [`Self::node`]. A sink that
+    /// keeps only parts of a node overrides it to copy just those (loading a million nodes
+    /// then allocates nothing per node but what the tree keeps).
+    fn node_ref(&mut self, node: NodeRecord<'_>) -> Result<(), BoxError> {
+        self.node(SnapshotNode {
+            path: node.path.to_string(),
+            data: node.data.map(Bytes::copy_from_slice),
+            acl_id: node.acl_id,
+            stat: node.stat,
+        })
+    }
     fn digest(&mut self, digest: ZxidDigest) -> Result<(), BoxError>;
 }
 
@@ -154,6 +173,9 @@ impl SnapshotSink for NullSink {
         Ok(())
     }
     fn node(&mut self, _: SnapshotNode) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn node_ref(&mut self, _: NodeRecord<'_>) -> Result<(), BoxError> {
         Ok(())
     }
     fn digest(&mut self, _: ZxidDigest) -> Result<(), BoxError> {
@@ -420,12 +442,132 @@ impl SnapReader<'_> {
         Ok(())
     }
 
+    /// Measures the node record at `off` without consuming it: `None` for the `"/"` that
+    /// ends the node list (then consumed), else `(layout, record bytes)`. Every length is
+    /// bounded before it is used, and a record the file ends inside is an error naming
+    /// the field.
+    fn node_record(&mut self, off: u64) -> Result<Option<(NodeLayout, usize)>> {
+        let path_len = self.len_at(0, "node path", false)?;
+        let Some(path_len) = path_len else {
+            return Err(self.corrupt(off, "null node path"));
+        };
+        let head = self.c.peek(4 + path_len)?;
+        if head.len() < 4 + path_len {
+            return Err(self.corrupt(off, "file ends inside node path"));
+        }
+        if &head[4..] == END_PATH.as_bytes() {
+            if let Err(e) = self.c.take(4 + path_len) {
+                return Err(self.lift(e, "node path"));
+            }
+            return Ok(None);
+        }
+        let data_len = self.len_at(4 + path_len, "node data", true)?;
+        let total = 4 + path_len + 4 + data_len.unwrap_or(0) + 8 + STAT_PERSISTED_BYTES;
+        let have = self.c.peek(total)?.len();
+        if have < total {
+            let what = if have < total - 8 - STAT_PERSISTED_BYTES {
+                "node data"
+            } else if have < total - STAT_PERSISTED_BYTES {
+                "node ACL id"
+            } else {
+                "node stat"
+            };
+            let at = self.c.position() + have as u64;
+            return Err(self.corrupt(at, format!("file ends inside {what}")));
+        }
+        Ok(Some((NodeLayout { path_len, data_len }, total)))
+    }
+
+    /// The buffer length (`int`, -1 = null when `nullable`) at `rel` bytes past the read
+    /// position, checked against [`FIELD_BYTES_MAX`].
+    fn len_at(&mut self, rel: usize, what: &str, nullable: bool) -> Result<Option<usize>> {
+        let at = self.c.position() + rel as u64;
+        let b = self.c.peek(rel + 4)?;
+        if b.len() < rel + 4 {
+            return Err(self.corrupt(at, format!("file ends inside {what}")));
+        }
+        let n = i32::from_be_bytes([b[rel], b[rel + 1], b[rel + 2], b[rel + 3]]);
+        if n == -1 {
+            if nullable {
+                return Ok(None);
+            }
+            return Err(self.corrupt(at, format!("null {what}")));
+        }
+        if n < 0 || n as usize > FIELD_BYTES_MAX {
+            return Err(self.corrupt(at, format!("bad length {n} of {what}")));
+        }
+        Ok(Some(n as usize))
+    }
+
     fn sink<T>(&self, off: u64, r: Result<T, BoxError>) -> Result<T> {
         r.map_err(|e| StorageError::Sink {
             file: self.path.to_path_buf(),
             offset: off,
             source: Arc::new(e),
         })
+    }
+}
+
+/// Where the fields of one node record are (see [`SnapReader::node_record`]).
+#[derive(Debug, Clone, Copy)]
+struct NodeLayout {
+    path_len: usize,
+    /// `None` for null data.
+    data_len: Option<usize>,
+}
+
+/// The node in `rec` (exactly one record, measured by [`SnapReader::node_record`]). A path
+/// that is not UTF-8 is taken lossily into `lossy`, as ZooKeeper's reader decodes it.
+fn parse_node<'a>(rec: &'a [u8], l: NodeLayout, lossy: &'a mut String) -> NodeRecord<'a> {
+    let path_bytes = &rec[4..4 + l.path_len];
+    let path = match std::str::from_utf8(path_bytes) {
+        Ok(p) => p,
+        Err(_) => {
+            *lossy = String::from_utf8_lossy(path_bytes).into_owned();
+            lossy.as_str()
+        }
+    };
+    let mut at = 4 + l.path_len + 4;
+    let data = l.data_len.map(|n| {
+        let d = &rec[at..at + n];
+        at += n;
+        d
+    });
+    let acl_id = be_i64(&rec[at..]);
+    at += 8;
+    NodeRecord {
+        path,
+        data,
+        acl_id,
+        stat: stat_from_bytes(&rec[at..at + STAT_PERSISTED_BYTES]),
+    }
+}
+
+/// The big-endian long at the start of `b` (at least 8 bytes).
+fn be_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
+}
+
+/// The big-endian int at the start of `b` (at least 4 bytes).
+fn be_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// `StatPersisted` from its 60 bytes (the layout in the grammar above), without the
+/// allocation a jute `Reader` would make for each of a million nodes.
+fn stat_from_bytes(b: &[u8]) -> StatPersisted {
+    StatPersisted {
+        czxid: be_i64(&b[0..]),
+        mzxid: be_i64(&b[8..]),
+        ctime: be_i64(&b[16..]),
+        mtime: be_i64(&b[24..]),
+        version: be_i32(&b[32..]),
+        cversion: be_i32(&b[36..]),
+        aversion: be_i32(&b[40..]),
+        ephemeral_owner: be_i64(&b[44..]),
+        pzxid: be_i64(&b[52..]),
     }
 }
 
@@ -444,6 +586,7 @@ pub fn read_snapshot(
         c: FileCursor::new(&*file, path, 0).with_checksum(),
         path,
     };
+    sink.expect_bytes(len);
     if len < SNAPSHOT_MIN_BYTES {
         return Err(r.corrupt(0, format!("file of {len} bytes is too short")));
     }
@@ -489,28 +632,22 @@ pub fn read_snapshot(
     }
 
     let mut nodes = 0u64;
+    let mut lossy = String::new();
     loop {
         let off = r.c.position();
-        let node_path = r.string("node path")?;
-        if node_path == END_PATH {
-            break;
+        match r.node_record(off)? {
+            None => break,
+            Some((layout, record_len)) => {
+                // The whole record is in the cursor's buffer: consume it (which checksums
+                // it), parse it in place and hand the sink borrowed parts.
+                let res = match r.c.take(record_len) {
+                    Ok(rec) => sink.node_ref(parse_node(rec, layout, &mut lossy)),
+                    Err(e) => return Err(r.lift(e, "node")),
+                };
+                nodes += 1;
+                r.sink(off, res)?;
+            }
         }
-        let data = r.buffer("node data")?.map(Bytes::from);
-        let acl_id = r.i64("node ACL id")?;
-        let stat_bytes = match r.c.take(STAT_PERSISTED_BYTES) {
-            Ok(b) => Bytes::copy_from_slice(b),
-            Err(e) => return Err(r.lift(e, "node stat")),
-        };
-        let stat = StatPersisted::read(&mut Reader::new(stat_bytes))
-            .map_err(|e| r.corrupt(off, format!("node stat: {e}")))?;
-        nodes += 1;
-        let res = sink.node(SnapshotNode {
-            path: node_path,
-            data,
-            acl_id,
-            stat,
-        });
-        r.sink(off, res)?;
     }
     r.seal("checksum")?;
 

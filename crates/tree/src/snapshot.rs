@@ -14,7 +14,10 @@
 //!   wrote it (corral or ZooKeeper 3.6+), as ZooKeeper's `DataTree.deserialize` does: it
 //!   links children to parents by path, counts ACL references (dropping unused lists),
 //!   rebuilds the ephemeral / container / TTL sets and the session table, recomputes the
-//!   digest, ZooKeeper's data-size counter and the quota usage (`setupQuota`).
+//!   digest, ZooKeeper's data-size counter and the quota usage (`setupQuota`). It takes
+//!   each node borrowed from the reader's buffer (`node_ref`) and allocates only what
+//!   the tree keeps (the name and the data); the name index is sized from the file
+//!   length before the first node (`expect_bytes`).
 //! * [`DataTree::replay_entry`] replays a logged txn and compares digests the way
 //!   ZooKeeper 3.8 does during restore.
 //!
@@ -35,17 +38,18 @@
 
 use crate::acl::AclId;
 use crate::arena::{NodeId, NIL, NODES_MAX};
-use crate::hash::FastMap;
+use crate::hash::{child_hash, FastMap};
 use crate::path::{self, split_last, utf16_len};
 use crate::quota;
 use crate::tree::{blank_node, len_i64, NodeKind, Sink};
 use crate::{DataTree, TreeConfig};
+use bytes::Bytes;
 use corral_proto::records::{Acl, StatPersisted};
 use corral_proto::TxnEntry;
 use corral_storage::error::{BoxError, Result as StorageResult};
 use corral_storage::snapshot::{
     NodeRecord, SnapshotNode, SnapshotSink, SnapshotSource, ZxidDigest, DIGEST_VERSION,
-    OPEN_ACL_UNSAFE_ID,
+    NODE_RECORD_BYTES_MIN, OPEN_ACL_UNSAFE_ID,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -270,21 +274,29 @@ impl TreeBuilder {
         }
     }
 
-    fn add_node(&mut self, node: SnapshotNode) -> Result<(), String> {
-        let SnapshotNode {
+    fn add_node(&mut self, node: NodeRecord<'_>) -> Result<(), String> {
+        let NodeRecord {
             path: node_path,
             data,
             acl_id,
             stat,
         } = node;
+        // The node owns a copy of its data (the record borrows the reader's buffer).
+        let data = data.map(|d| {
+            if d.is_empty() {
+                Bytes::new()
+            } else {
+                Bytes::copy_from_slice(d)
+            }
+        });
         if self.tree.arena.len() >= NODES_MAX {
             return Err(format!(
                 "too many nodes (the tree holds at most {NODES_MAX})"
             ));
         }
-        let acl = self.resolve_acl(&node_path, acl_id)?;
+        let acl = self.resolve_acl(node_path, acl_id)?;
         let data_len = len_i64(data.as_ref().map_or(0, |d| d.len()));
-        let (parent, name) = if node_path.is_empty() {
+        let (parent, name, hash) = if node_path.is_empty() {
             if self.tree.root != NIL || self.tree.arena.len() != 0 {
                 return Err("the root node \"\" appears twice".into());
             }
@@ -294,7 +306,7 @@ impl TreeBuilder {
                     stat.ephemeral_owner
                 ));
             }
-            (NIL, "")
+            (NIL, "", 0)
         } else {
             if self.tree.root == NIL {
                 return Err(format!(
@@ -307,7 +319,7 @@ impl TreeBuilder {
             if !well_formed {
                 return Err(format!("malformed node path {node_path:?}"));
             }
-            let Some((parent_path, name)) = split_last(&node_path) else {
+            let Some((parent_path, name)) = split_last(node_path) else {
                 return Err(format!("malformed node path {node_path:?}"));
             };
             let Some(parent) = self.parent_of(parent_path) else {
@@ -316,7 +328,8 @@ impl TreeBuilder {
                     path::event_parent(parent_path)
                 ));
             };
-            if self.tree.child(parent, name).is_some() {
+            let hash = child_hash(parent, name);
+            if self.tree.child_hashed(parent, name, hash).is_some() {
                 return Err(format!("node {node_path:?} appears twice"));
             }
             let p = self.tree.arena.get(parent);
@@ -330,7 +343,7 @@ impl TreeBuilder {
                     }
                 ));
             }
-            (parent, name)
+            (parent, name, hash)
         };
         let mut n = blank_node(name, parent);
         n.data = data;
@@ -346,15 +359,15 @@ impl TreeBuilder {
         n.acl = acl;
         let id = self.tree.arena.alloc(n);
         self.tree.acls.add_usage(acl);
-        self.data_size += len_i64(utf16_len(&node_path)) + data_len;
+        self.data_size += len_i64(utf16_len(node_path)) + data_len;
         if parent == NIL {
             self.tree.root = id;
             // ZooKeeper's node map also holds the root as "/".
             self.data_size += 1 + data_len;
             self.tree.refresh_digest(id, path::ROOT);
         } else {
-            self.tree.link(parent, id);
-            self.tree.refresh_digest(id, &node_path);
+            self.tree.link_hashed(parent, id, hash);
+            self.tree.refresh_digest(id, node_path);
             self.tree.track_kind(id, true);
         }
         Ok(())
@@ -368,6 +381,7 @@ impl TreeBuilder {
             return Err(LoadError("the snapshot holds no root node \"\"".into()));
         }
         self.tree.acls.purge_unused();
+        self.tree.shrink_index();
         let root_data = len_i64(self.tree.arena.get(self.tree.root).data_len());
         self.tree.data_size = self.data_size;
         // The invariant counts the root's data once; ZooKeeper's recount has it twice.
@@ -398,7 +412,23 @@ impl SnapshotSink for TreeBuilder {
         Ok(())
     }
 
+    /// Sizes the name index for the most nodes a file this long can hold, so a million
+    /// inserts do not rehash it again and again (each rehash reads every node it moves,
+    /// which made up a sixth of loading time). The cost of guessing high: a snapshot of
+    /// few large nodes reserves at most ~0.15 bytes of index per file byte (5 bytes per
+    /// slot, a slot per 77 bytes, rounded up twice), which [`TreeBuilder::finish`] gives
+    /// back.
+    fn expect_bytes(&mut self, file_bytes: u64) {
+        let most = file_bytes / NODE_RECORD_BYTES_MIN;
+        let most = usize::try_from(most).unwrap_or(NODES_MAX).min(NODES_MAX);
+        self.tree.reserve_nodes(most);
+    }
+
     fn node(&mut self, node: SnapshotNode) -> Result<(), BoxError> {
+        self.add_node(node.as_record()).map_err(BoxError::from)
+    }
+
+    fn node_ref(&mut self, node: NodeRecord<'_>) -> Result<(), BoxError> {
         self.add_node(node).map_err(BoxError::from)
     }
 

@@ -235,13 +235,36 @@ impl DataTree {
     // ---- lookup -------------------------------------------------------------------------
 
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
+        self.child_hashed(parent, name, child_hash(parent, name))
+    }
+
+    /// [`Self::child`] when the caller already has `child_hash(parent, name)`.
+    pub(crate) fn child_hashed(&self, parent: NodeId, name: &str, hash: u64) -> Option<NodeId> {
         let arena = &self.arena;
         self.index
-            .find(child_hash(parent, name), |&id| {
+            .find(hash, |&id| {
                 let n = arena.get(id);
                 n.parent == parent && &*n.name == name
             })
             .copied()
+    }
+
+    /// Makes room in the name index for `nodes` more nodes (loading a snapshot).
+    pub(crate) fn reserve_nodes(&mut self, nodes: usize) {
+        let arena = &self.arena;
+        self.index.reserve(nodes, |&x| {
+            let n = arena.get(x);
+            child_hash(n.parent, &n.name)
+        });
+    }
+
+    /// Gives back index room reserved beyond what the nodes need.
+    pub(crate) fn shrink_index(&mut self) {
+        let arena = &self.arena;
+        self.index.shrink_to_fit(|&x| {
+            let n = arena.get(x);
+            child_hash(n.parent, &n.name)
+        });
     }
 
     /// The node at `path`, exactly as ZooKeeper's node map answers: `""` and `/` are the
@@ -321,6 +344,15 @@ impl DataTree {
     // ---- links and index ----------------------------------------------------------------
 
     pub(crate) fn link(&mut self, parent: NodeId, id: NodeId) {
+        let hash = {
+            let n = self.arena.get(id);
+            child_hash(n.parent, &n.name)
+        };
+        self.link_hashed(parent, id, hash);
+    }
+
+    /// [`Self::link`] when the caller already has the node's `child_hash`.
+    pub(crate) fn link_hashed(&mut self, parent: NodeId, id: NodeId, hash: u64) {
         let first = self.arena.get(parent).first_child;
         if first == NIL {
             let n = self.arena.get_mut(id);
@@ -338,10 +370,6 @@ impl DataTree {
             self.arena.get_mut(first).prev_sibling = id;
         }
         self.arena.get_mut(parent).num_children += 1;
-        let hash = {
-            let n = self.arena.get(id);
-            child_hash(n.parent, &n.name)
-        };
         let arena = &self.arena;
         self.index.insert_unique(hash, id, |&x| {
             let n = arena.get(x);
