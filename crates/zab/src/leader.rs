@@ -1294,4 +1294,134 @@ mod tests {
             l.check_invariants();
         }
     }
+
+    /// A leader at 1:10 whose committed log holds 1:9..1:10, and learner 1 at `peer_zxid`
+    /// past ACKEPOCH: what the leader does for its sync.
+    fn behind(peer_zxid: i64) -> (Leader, Vec<Action>) {
+        let mut l = leader();
+        l.start.last_zxid = make_zxid(1, 10);
+        l.start.current_epoch = 1;
+        l.last_committed = make_zxid(1, 10);
+        l.last_proposed = make_zxid(1, 10);
+        l.seed_committed_log(
+            make_zxid(1, 8),
+            (9..=10).map(|c| (make_zxid(1, c), Bytes::from(vec![c as u8]))),
+        );
+        l.connected(7);
+        l.step(7, info(1));
+        let ack = QuorumPacket::new(
+            PacketType::AckEpoch,
+            peer_zxid,
+            Some(Bytes::copy_from_slice(&1i32.to_be_bytes())),
+        );
+        let a = l.step(7, ack);
+        (l, a)
+    }
+
+    fn disk(prev: Option<i64>, counters: std::ops::RangeInclusive<i64>) -> TxnLogRead {
+        TxnLogRead {
+            prev: prev.map(|c| make_zxid(1, c)),
+            entries: counters
+                .map(|c| (make_zxid(1, c), Bytes::from(vec![c as u8])))
+                .collect(),
+        }
+    }
+
+    fn packets(a: &[Action]) -> Vec<(PacketType, i64)> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Send { packet, .. } => Some((packet.packet_type, packet.zxid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Behind the committed log: the leader reads the txn log, the learner waits, and the
+    /// answer gives DIFF with the disk's txns up to the floor, then the committed log's.
+    #[test]
+    fn a_learner_behind_the_committed_log_is_synced_from_the_txn_log() {
+        let (mut l, a) = behind(make_zxid(1, 5));
+        let read = a
+            .iter()
+            .find_map(|a| match a {
+                Action::ReadTxnLog {
+                    peer: 7,
+                    read,
+                    after,
+                    upto,
+                } => Some((*read, *after, *upto)),
+                _ => None,
+            })
+            .expect("a txn log read");
+        assert_eq!((read.1, read.2), (make_zxid(1, 5), make_zxid(1, 10)));
+        assert!(!packets(&a).iter().any(|p| p.0 == PacketType::NewLeader));
+        l.check_invariants();
+        // A stale answer changes nothing.
+        assert!(l
+            .txn_log_read(7, read.0 + 1, Ok(disk(Some(4), 5..=10)))
+            .is_empty());
+        let a = l.txn_log_read(7, read.0, Ok(disk(Some(4), 5..=9)));
+        let mut want = vec![(PacketType::Diff, make_zxid(1, 10))];
+        for c in 6..=10 {
+            want.push((PacketType::Proposal, make_zxid(1, c)));
+            want.push((PacketType::Commit, make_zxid(1, c)));
+        }
+        want.push((
+            PacketType::NewLeader,
+            make_zxid(l.epoch().expect("chosen"), 0),
+        ));
+        assert_eq!(packets(&a), want);
+        assert!(a.iter().any(|a| matches!(
+            a,
+            Action::SyncedFromTxnLog {
+                kind: SyncKind::Diff,
+                txns: 5,
+                ..
+            }
+        )));
+        l.check_invariants();
+    }
+
+    /// Java's rules: the log starts past the zxid (purged), the zxid is not in the log and
+    /// the next txn is of another epoch, a hole, or a read error: SNAP. A read short of
+    /// the floor is repeated once.
+    #[test]
+    fn a_txn_log_that_cannot_serve_means_snap() {
+        let snap = |a: &[Action]| a.iter().any(|a| matches!(a, Action::SendSnapshot { .. }));
+        let read_id = |a: &[Action]| {
+            a.iter()
+                .find_map(|a| match a {
+                    Action::ReadTxnLog { read, .. } => Some(*read),
+                    _ => None,
+                })
+                .expect("a read")
+        };
+        let bad: Vec<Result<TxnLogRead, String>> = vec![
+            Ok(disk(None, 6..=10)),
+            Ok(TxnLogRead {
+                prev: Some(make_zxid(1, 4)),
+                entries: vec![(make_zxid(2, 1), Bytes::new())],
+            }),
+            Ok(TxnLogRead {
+                prev: Some(make_zxid(1, 4)),
+                entries: disk(None, 5..=6)
+                    .entries
+                    .into_iter()
+                    .chain(disk(None, 8..=9).entries)
+                    .collect(),
+            }),
+            Err("corrupt".into()),
+        ];
+        for r in bad {
+            let (mut l, a) = behind(make_zxid(1, 5));
+            let a = l.txn_log_read(7, read_id(&a), r.clone());
+            assert!(snap(&a), "{r:?}: {a:?}");
+            l.check_invariants();
+        }
+        let (mut l, a) = behind(make_zxid(1, 5));
+        let a = l.txn_log_read(7, read_id(&a), Ok(disk(Some(4), 5..=7)));
+        let again = read_id(&a);
+        let a = l.txn_log_read(7, again, Ok(disk(Some(4), 5..=7)));
+        assert!(snap(&a), "{a:?}");
+    }
 }
