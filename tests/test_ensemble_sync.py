@@ -13,6 +13,10 @@
   proxies here, so each member's text differs: it is built from that member's zoo.cfg.
 * TRUNC: a leader that logged proposals no quorum acknowledged, and then crashed, must lose
   them when it rejoins the ensemble that moved on without it.
+* DIFF from the txn log: a follower that missed more txns than the leader's committed log
+  holds (500) is synced from the leader's on-disk txn log when the log files to read are
+  below `snapshotSizeFactor` (0.33) × the newest snapshot (`LearnerHandler.syncFollower`,
+  `ZKDatabase.getProposalsFromTxnLog`), not by SNAP.
 """
 
 from __future__ import annotations
@@ -174,3 +178,67 @@ def test_old_leader_with_unacknowledged_proposals_is_truncated_on_rejoin(make_en
     ens.restart(old, timeout=ELECT_TIMEOUT_S)
     state2 = ens.wait_converged(timeout=CONVERGE_TIMEOUT_S)
     assert state2 == state
+
+
+# --------------------------------------------------------------------------------------------
+# DIFF from the on-disk txn log
+
+BIG_NODES = 8
+BIG_NODE_BYTES = 400_000  # 3.2 MB of data: the snapshot's size, the limit's base
+SNAP_COUNT = 200  # a snapshot (and a log roll) every 100-200 txns
+SMALL_BEFORE = 250  # > SNAP_COUNT: a snapshot with the big nodes, and a roll, follow them
+MISSED = 600  # > the committed log's 500 txns
+
+
+def create_many(ens: Ensemble, i: int, paths: list[str], batch: int = 100) -> None:
+    """Creates `paths` through member i, pipelined `batch` at a time; each must succeed."""
+    c = connect(ens, i, timeout=30.0)
+    try:
+        for k in range(0, len(paths), batch):
+            xids = [(c.send_request(zkwire.Op.CREATE, zkwire.create_body(p, b"x" * 40)), p)
+                    for p in paths[k:k + batch]]
+            for xid, p in xids:
+                _, rep = c.read_until_reply(xid, timeout=30.0)
+                assert rep.err == 0, f"create {p}: {zkwire.err_name(rep.err)}"
+    finally:
+        c.close()
+
+
+def test_follower_behind_the_committed_log_is_synced_by_diff_from_the_txn_log(make_ensemble):
+    """A follower is stopped while more txns than the committed log holds are written; the
+    log files holding them are far below a third of the leader's snapshot (a few big nodes
+    make it large, small preallocation keeps the log files small). Restarted, it must end
+    equal to the others; corral's leader must have synced it by DIFF from its txn log (its
+    log says so, and the follower loaded no snapshot). For ZooKeeper only the end state is
+    checked (its leader's choice is printed)."""
+    ens = make_ensemble(extra_cfg={"preAllocSize": "64", "snapCount": str(SNAP_COUNT)})
+    leader = ens.leader(ELECT_TIMEOUT_S)
+    follower = next(i for i in ens.voters if i != leader)
+    c = connect(ens, leader, timeout=30.0)
+    ok(c.create("/big", b""))
+    for k in range(BIG_NODES):
+        ok(c.create(f"/big/{k}", bytes([65 + k]) * BIG_NODE_BYTES), f"big node {k}")
+    c.close()
+    create_many(ens, leader, ["/before"] + [f"/before/{k}" for k in range(SMALL_BEFORE)])
+    ens.wait_converged(timeout=CONVERGE_TIMEOUT_S)
+
+    ens.stop(follower)
+    create_many(ens, leader, ["/missed"] + [f"/missed/{k}" for k in range(MISSED)])
+    ens.restart(follower, timeout=ELECT_TIMEOUT_S)
+    state = ens.wait_converged(timeout=CONVERGE_TIMEOUT_S)
+    assert len([p for p in state if p.startswith("/missed/")]) == MISSED
+    assert state["/big/0"][0] == b"A" * BIG_NODE_BYTES
+
+    leader_log = ens.members[leader].log_path.read_text(errors="replace")
+    follower_log = ens.members[follower].log_path.read_text(errors="replace")
+    if ens.target == "corral":
+        lines = [l for l in leader_log.splitlines() if "from the txn log" in l
+                 or "the learner gets SNAP" in l or "cannot sync a learner" in l]
+        assert any("syncing a learner by DIFF from the txn log" in l for l in lines), \
+            f"the leader did not sync by DIFF from its txn log: {lines}"
+        assert "snapshot from the leader loaded" not in follower_log, lines
+        how = lines[-1].split("INFO")[-1].strip() if lines else "?"
+    else:
+        how = [l.split(" - ")[-1] for l in leader_log.splitlines()
+               if "txnlog" in l or "Sending SNAP" in l or "Sending DIFF" in l][-3:]
+    print(f"follower {follower + 1} missed {MISSED + 1} txns; leader {leader + 1}: {how}")

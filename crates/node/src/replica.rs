@@ -24,6 +24,9 @@
 //!   leader (after DIFF, after the tree a SNAP or TRUNC replaced), with mtime = the wall
 //!   clock then. The tree digest skips it, so members may differ there.
 //!
+//! * A txn log read ([`ReplicaOutput::ReadTxnLog`]) is answered to the leadership that
+//!   asked: its [`TxnLogReadId`] names the leadership, and answers to another are dropped.
+//!
 //! **Time**: [`Replica::tick`] takes the clock reading; Zab's machines count half ticks.
 
 use crate::node::{ConnId, Mode, Node, Now, Output};
@@ -32,7 +35,7 @@ use corral_proto::quorum::{PacketType, QuorumPacket, Sid};
 use corral_proto::{ConnectRequest, Reader, Request, RequestError, TxnEntry};
 use corral_tree::snapshot::TreeSnapshot;
 use corral_tree::DataTree;
-use corral_zab::leader::{self, Leader, LeaderConfig, LeaderStart, PeerId};
+use corral_zab::leader::{self, Leader, LeaderConfig, LeaderStart, PeerId, SyncKind, TxnLogRead};
 use corral_zab::learner::{self, Learner, LearnerConfig, LearnerStart};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -74,6 +77,14 @@ pub enum Role {
     Leading,
     Following,
     Observing,
+}
+
+/// Names one txn log read of one leadership, to answer with [`Replica::txn_log_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnLogReadId {
+    leadership: u64,
+    pub peer: PeerId,
+    read: u64,
 }
 
 /// A copy-on-write view of the tree at a zxid, for a SNAP sync.
@@ -141,6 +152,21 @@ pub enum ReplicaOutput {
     RoleChanged(Role),
     /// Run an election with [`Replica::vote`] and report the decision.
     Elect,
+    /// Leader: read the txn log for a learner's sync, off the core (see
+    /// [`corral_zab::leader::Action::ReadTxnLog`]), and answer with
+    /// [`Replica::txn_log_read`].
+    ReadTxnLog {
+        id: TxnLogReadId,
+        after: i64,
+        upto: i64,
+    },
+    /// Leader: how a learner for which the txn log was read was synced (for the log).
+    SyncedFromTxnLog {
+        peer: PeerId,
+        kind: SyncKind,
+        txns: usize,
+        why_not: Option<String>,
+    },
 }
 
 enum State {
@@ -169,6 +195,12 @@ pub struct Replica {
     /// Learners that connected (and what they sent) while this member was still LOOKING:
     /// its election may end a moment after theirs, and they are handed to the leader then.
     early_learners: Vec<(PeerId, Vec<QuorumPacket>)>,
+    /// `zookeeper.commitLogCount`: txns kept for DIFF (history and the committed log).
+    commit_log_count: usize,
+    /// Whether a leader syncs learners from the on-disk txn log.
+    txn_log_sync: bool,
+    /// Leaderships begun, to match txn log reads to the one that asked.
+    leaderships: u64,
 }
 
 impl Replica {
@@ -202,6 +234,9 @@ impl Replica {
             node_out: Vec::new(),
             pending: VecDeque::new(),
             early_learners: Vec::new(),
+            commit_log_count: leader::COMMIT_LOG_COUNT_DEFAULT,
+            txn_log_sync: true,
+            leaderships: 0,
         };
         for (z, b) in recent {
             r.push_history(z, b);
@@ -276,13 +311,26 @@ impl Replica {
         (self.cfg.tick_ms / 2).max(1)
     }
 
-    fn push_history(&mut self, zxid: i64, bytes: Bytes) {
-        if self.history.len() == HISTORY_TXNS_MAX {
+    /// Sets `zookeeper.commitLogCount` (at most [`HISTORY_TXNS_MAX`], what recovery keeps)
+    /// and whether learners behind it are synced from the on-disk txn log (ZooKeeper:
+    /// `snapshotSizeFactor` >= 0). Takes effect at the next leadership.
+    pub fn set_sync_options(&mut self, commit_log_count: usize, txn_log_sync: bool) {
+        self.commit_log_count = commit_log_count.min(HISTORY_TXNS_MAX);
+        self.txn_log_sync = txn_log_sync;
+        while self.history.len() > self.commit_log_count {
             if let Some((z, _)) = self.history.pop_front() {
                 self.history_floor = z;
             }
         }
+    }
+
+    fn push_history(&mut self, zxid: i64, bytes: Bytes) {
         self.history.push_back((zxid, bytes));
+        while self.history.len() > self.commit_log_count {
+            if let Some((z, _)) = self.history.pop_front() {
+                self.history_floor = z;
+            }
+        }
     }
 
     fn truncate_history(&mut self, zxid: i64) {
@@ -311,8 +359,10 @@ impl Replica {
             init_limit_half_ticks: 2 * self.cfg.init_limit_ticks,
             sync_limit_half_ticks: 2 * self.cfg.sync_limit_ticks,
             config_text: self.cfg.config_text.clone(),
-            commit_log_count: leader::COMMIT_LOG_COUNT_DEFAULT,
+            commit_log_count: self.commit_log_count,
+            txn_log_sync: self.txn_log_sync,
         };
+        self.leaderships += 1;
         let start = LeaderStart {
             accepted_epoch: self.accepted_epoch,
             current_epoch: self.current_epoch,
@@ -501,11 +551,54 @@ impl Replica {
                     }
                 }
                 leader::Action::Touch(t) => self.node.touch_sessions(&t, now),
+                leader::Action::ReadTxnLog {
+                    peer,
+                    read,
+                    after,
+                    upto,
+                } => out.push(ReplicaOutput::ReadTxnLog {
+                    id: TxnLogReadId {
+                        leadership: self.leaderships,
+                        peer,
+                        read,
+                    },
+                    after,
+                    upto,
+                }),
+                leader::Action::SyncedFromTxnLog {
+                    peer,
+                    kind,
+                    txns,
+                    why_not,
+                } => out.push(ReplicaOutput::SyncedFromTxnLog {
+                    peer,
+                    kind,
+                    txns,
+                    why_not,
+                }),
                 leader::Action::Abdicate(why) => {
                     self.look(&why, now, out);
                     return;
                 }
             }
+        }
+    }
+
+    /// The answer to [`ReplicaOutput::ReadTxnLog`] `id`: the records read, or why they
+    /// could not be. Answers to an earlier leadership are dropped.
+    pub fn txn_log_read(
+        &mut self,
+        id: TxnLogReadId,
+        result: Result<TxnLogRead, String>,
+        now: Now,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        if id.leadership != self.leaderships {
+            return;
+        }
+        if let State::Leading(l) = &mut self.state {
+            let a = l.txn_log_read(id.peer, id.read, result);
+            self.leader_actions(a, now, out);
         }
     }
 

@@ -120,6 +120,10 @@ pub struct Config {
     pub snap_size_limit_kb: Option<u64>,
     /// `preAllocSize`: the txn log grows in steps of this many KiB (default 65536).
     pub pre_alloc_size_kb: u64,
+    /// `snapshotSizeFactor`: a leader syncs a learner from its txn log when the log files
+    /// to read are at most this fraction of its newest snapshot (default 0.33; negative:
+    /// never; 0: no limit).
+    pub snapshot_size_factor: f64,
     /// `forceSync` (`yes`/`no`): fsync the txn log before acknowledging. Default true.
     pub force_sync: bool,
     /// `autopurge.snapRetainCount`: snapshots (and their logs) kept by the purge task.
@@ -391,6 +395,7 @@ impl Config {
             snap_count_txns: 100_000,
             snap_size_limit_kb: Some(4_194_304),
             pre_alloc_size_kb: 65_536,
+            snapshot_size_factor: crate::txn_log_sync::SNAPSHOT_SIZE_FACTOR_DEFAULT,
             force_sync: true,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,

@@ -9,7 +9,9 @@
 //!
 //! Rare, heavy steps (a learner's TRUNC or SNAP: truncating the log, writing a snapshot,
 //! reloading the tree) run synchronously on the core; they happen only while the member is
-//! syncing and not serving clients.
+//! syncing and not serving clients. A leader's read of its txn log for a learner's sync
+//! runs on the blocking pool instead (the leader is serving), and its answer comes back
+//! as a [`QuorumInput::TxnLog`].
 
 use crate::core::{Core, Engine};
 use crate::durable::{self, LogCmd};
@@ -17,10 +19,11 @@ use crate::election_net::{Decision, ElectionNet};
 use crate::quorum_net::{self, PeerOut, PeerSender, QuorumEvent};
 use crate::settings::QuorumSettings;
 use crate::stats::{LearnerCounts, Role as StatsRole};
-use corral_node::replica::{ReplicaOutput, Role};
+use corral_node::replica::{ReplicaOutput, Role, TxnLogReadId};
 use corral_proto::quorum::ServerState;
 use corral_tree::TreeConfig;
-use corral_zab::leader::PeerId;
+use corral_zab::leader::{PeerId, COMMIT_LOG_COUNT_DEFAULT};
+use corral_zab::leader::{SyncKind, TxnLogRead};
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -31,7 +34,11 @@ use tokio::sync::mpsc;
 pub enum QuorumInput {
     Socket(QuorumEvent),
     Decided(u64, std::io::Result<Decision>),
+    /// A txn log read for a learner's sync finished.
+    TxnLog(TxnLogReadId, Result<TxnLogRead, String>),
 }
+
+type TxnLogAnswer = (TxnLogReadId, Result<TxnLogRead, String>);
 
 /// The ensemble's handles, held by the core.
 pub struct QuorumShell {
@@ -43,6 +50,9 @@ pub struct QuorumShell {
     events_rx: mpsc::UnboundedReceiver<QuorumEvent>,
     decisions_tx: mpsc::UnboundedSender<(u64, std::io::Result<Decision>)>,
     decisions_rx: mpsc::UnboundedReceiver<(u64, std::io::Result<Decision>)>,
+    /// Answers of txn log reads (one per learner sync at most, so few are ever queued).
+    txn_log_tx: mpsc::UnboundedSender<TxnLogAnswer>,
+    txn_log_rx: mpsc::UnboundedReceiver<TxnLogAnswer>,
     peers: HashMap<PeerId, PeerSender>,
     /// The leader connection: its generation, and its writer once connected.
     leader: Option<(u64, Option<PeerSender>)>,
@@ -61,6 +71,7 @@ impl QuorumShell {
         events_rx: mpsc::UnboundedReceiver<QuorumEvent>,
     ) -> QuorumShell {
         let (decisions_tx, decisions_rx) = mpsc::unbounded_channel();
+        let (txn_log_tx, txn_log_rx) = mpsc::unbounded_channel();
         QuorumShell {
             settings,
             election,
@@ -70,6 +81,8 @@ impl QuorumShell {
             events_rx,
             decisions_tx,
             decisions_rx,
+            txn_log_tx,
+            txn_log_rx,
             peers: HashMap::new(),
             leader: None,
             election_gen: 0,
@@ -96,6 +109,7 @@ pub async fn next_event(q: &mut Option<QuorumShell>) -> Option<QuorumInput> {
     tokio::select! {
         Some(ev) = q.events_rx.recv() => Some(QuorumInput::Socket(ev)),
         Some((gen, d)) = q.decisions_rx.recv() => Some(QuorumInput::Decided(gen, d)),
+        Some((id, r)) = q.txn_log_rx.recv() => Some(QuorumInput::TxnLog(id, r)),
     }
 }
 
@@ -113,13 +127,23 @@ impl Core {
                 }
                 tracing::info!(leader = d.leader, state = ?d.state, round = d.round, "election decided");
                 match d.state {
-                    ServerState::Leading => r.lead(now, out),
+                    ServerState::Leading => {
+                        let f = q.settings.snapshot_size_factor;
+                        r.set_sync_options(COMMIT_LOG_COUNT_DEFAULT, f >= 0.0);
+                        r.lead(now, out)
+                    }
                     ServerState::Following | ServerState::Observing => r.follow(d.leader, now, out),
                     ServerState::Looking => {}
                 }
             }
             QuorumInput::Decided(_, Err(e)) => {
                 tracing::info!("election stopped: {e}");
+            }
+            QuorumInput::TxnLog(id, result) => {
+                if let Err(e) = &result {
+                    tracing::warn!(peer = id.peer, "the txn log cannot sync a learner: {e}");
+                }
+                r.txn_log_read(id, result, now, out);
             }
             QuorumInput::Socket(ev) => match ev {
                 QuorumEvent::PeerConnected { peer, out: tx } => {
@@ -383,6 +407,49 @@ impl Core {
                 self.stats.set_role(stats_role);
                 self.stats.set_leader_sid(r.leader_sid());
             }
+            ReplicaOutput::ReadTxnLog { id, after, upto } => {
+                let q = self.quorum.as_ref()?;
+                let (fs, dirs) = (self.storage.fs.clone(), self.storage.dirs.clone());
+                let (factor, tx) = (q.settings.snapshot_size_factor, q.txn_log_tx.clone());
+                tracing::info!(
+                    peer = id.peer,
+                    after = format!("0x{after:x}"),
+                    upto = format!("0x{upto:x}"),
+                    "learner is behind the committed log: reading the txn log"
+                );
+                tokio::task::spawn_blocking(move || {
+                    let r = crate::txn_log_sync::read_for_learner(
+                        fs.as_ref(),
+                        &dirs,
+                        after,
+                        upto,
+                        factor,
+                    );
+                    let _ = tx.send((id, r));
+                });
+            }
+            ReplicaOutput::SyncedFromTxnLog {
+                peer,
+                kind,
+                txns,
+                why_not,
+            } => match (kind, why_not) {
+                (SyncKind::Snap, why) => tracing::info!(
+                    peer,
+                    "txn log read, but the learner gets SNAP: {}",
+                    why.unwrap_or_default()
+                ),
+                (kind, _) => tracing::info!(
+                    peer,
+                    txns,
+                    "syncing a learner by {} from the txn log and committed log",
+                    if kind == SyncKind::Trunc {
+                        "TRUNC+DIFF"
+                    } else {
+                        "DIFF"
+                    }
+                ),
+            },
             ReplicaOutput::Elect => {
                 let Engine::Ensemble(r) = &self.engine else {
                     return None;

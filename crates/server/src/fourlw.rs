@@ -505,6 +505,7 @@ mod tests {
             cnx_timeout_ms: 5000,
             config_text: String::new(),
             config_version: 0,
+            snapshot_size_factor: 0.33,
         }
     }
 

@@ -13,3 +13,4 @@ pub mod quorum_net;
 pub mod run;
 pub mod settings;
 pub mod stats;
+pub mod txn_log_sync;

@@ -33,7 +33,7 @@ pub struct QuorumMember {
 ///
 /// Invariants: `members` is sorted by sid, sids are unique, `my_sid` is one of them, and at
 /// least one member is a voter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QuorumSettings {
     /// This server's id, from `dataDir/myid`.
     pub my_sid: i64,
@@ -55,6 +55,8 @@ pub struct QuorumSettings {
     /// carry as LearnerInfo's `configVersion`, and the `version=` at the end of
     /// `config_text`.
     pub config_version: i64,
+    /// `snapshotSizeFactor` (see [`crate::txn_log_sync`]).
+    pub snapshot_size_factor: f64,
 }
 
 impl QuorumSettings {
@@ -336,6 +338,7 @@ fn quorum_settings(cfg: &Config) -> Result<Option<QuorumSettings>, String> {
                 cfg.quorum_config_version
             )
         })?,
+        snapshot_size_factor: cfg.snapshot_size_factor,
     }))
 }
 

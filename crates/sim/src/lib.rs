@@ -10,7 +10,10 @@
 //! which of them were committed.
 //!
 //! **The shell's contract** is carried out exactly as [`ReplicaOutput`] documents it:
-//! `Client(Append)` logs and holds later client output until `Release`; a simulated fsync
+//! `ReadTxnLog` answers from the durable part of the leader's simulated log after a random
+//! delay (during which the leader commits on, so its committed log can outrun the read),
+//! sometimes with an injected read failure; `Client(Append)` logs and holds later client
+//! output until `Release`; a simulated fsync
 //! completes after a random delay and reports [`Replica::durable`]; `Truncate` cuts the log
 //! and, if asked, reloads the tree from snapshot + log; `InstallSnapshot` writes the tree
 //! as a snapshot and drops the log; `Elect` runs the member's [`Election`] with
@@ -36,7 +39,7 @@ pub mod net;
 use bytes::Bytes;
 use client::{Client, HKind, HOp, Outcome, KEYS, PIPELINE_MAX, SESSION_TIMEOUT_MS};
 use corral_node::node::{ConnId, NodeConfig, Now, Output};
-use corral_node::replica::{Replica, ReplicaConfig, ReplicaOutput, Role};
+use corral_node::replica::{Replica, ReplicaConfig, ReplicaOutput, Role, TxnLogReadId};
 use corral_node::Node;
 use corral_proto::quorum::{counter_of, epoch_of, Notification, PacketType, QuorumPacket, Sid};
 use corral_proto::request::{CreateRequest, PathWatch, SetDataRequest};
@@ -48,6 +51,7 @@ use corral_storage::snapstream::{read_snap_stream, write_snap_stream};
 use corral_tree::snapshot::TreeBuilder;
 use corral_tree::{Caller, DataTree, TreeConfig};
 use corral_zab::election::{Action as EAction, Election, ElectionConfig};
+use corral_zab::leader::{SyncKind, TxnLogRead};
 use corral_zab::sim::Rng;
 use net::{CConn, CMsg, QConn, QMsg, SMsg};
 use std::cmp::Reverse;
@@ -89,6 +93,10 @@ pub struct Params {
     /// Chance that a completed fsync is followed by a snapshot of the tree.
     pub snapshot_per_mille: u32,
     pub op_every_ms: u64,
+    /// `commitLogCount` of every member: small ones send lagging learners to the txn log.
+    pub commit_log_count: usize,
+    /// Whether leaders sync learners from their txn log (else SNAP).
+    pub txn_log_sync: bool,
 }
 
 impl Params {
@@ -112,6 +120,9 @@ impl Params {
             pause_weight: r.below(3) as u32,
             snapshot_per_mille: [0, 20, 100][r.below(3) as usize],
             op_every_ms: 1 + r.below(40),
+            // Drawn last so the parameters above stay what they were for each seed.
+            commit_log_count: [500, 100, 20, 5][r.below(4) as usize],
+            txn_log_sync: r.chance(850),
         }
     }
 }
@@ -133,6 +144,10 @@ pub struct Stats {
     pub ops_unknown: u64,
     pub writes_committed: u64,
     pub end_ms: u64,
+    /// Txn log reads asked for by leaders, and what the learners then got.
+    pub txn_log_reads: u64,
+    pub txn_log_diffs: u64,
+    pub txn_log_snaps: u64,
 }
 
 impl Stats {
@@ -151,6 +166,9 @@ impl Stats {
         self.ops_unknown += o.ops_unknown;
         self.writes_committed += o.writes_committed;
         self.end_ms += o.end_ms;
+        self.txn_log_reads += o.txn_log_reads;
+        self.txn_log_diffs += o.txn_log_diffs;
+        self.txn_log_snaps += o.txn_log_snaps;
     }
 }
 
@@ -185,6 +203,13 @@ enum Ev {
         inc: u64,
         gen: u64,
         len: usize,
+    },
+    /// A txn log read finishes on member `sid` (in its incarnation `inc`).
+    TxnLogRead {
+        sid: Sid,
+        inc: u64,
+        id: TxnLogReadId,
+        result: Result<TxnLogRead, String>,
     },
 }
 
@@ -517,7 +542,7 @@ impl Sim {
     fn target(&self, ev: &Ev) -> Option<Sid> {
         match ev {
             Ev::Elect { to, .. } => Some(*to),
-            Ev::Fsync { sid, .. } => Some(*sid),
+            Ev::Fsync { sid, .. } | Ev::TxnLogRead { sid, .. } => Some(*sid),
             Ev::QDeliver { conn, to_leader } => {
                 self.qconns
                     .get(conn)
@@ -583,6 +608,22 @@ impl Sim {
             Ev::QDeliver { conn, to_leader } => self.qdeliver(conn, to_leader),
             Ev::CDeliver { conn, to_server } => self.cdeliver(conn, to_server),
             Ev::Fsync { sid, inc, gen, len } => self.fsync_done(sid, inc, gen, len),
+            Ev::TxnLogRead {
+                sid,
+                inc,
+                id,
+                result,
+            } => {
+                if self.servers[&sid].inc == inc && self.is_up(sid) {
+                    let mut out = Vec::new();
+                    let now = now_of(self.now);
+                    self.live(sid)
+                        .expect("up")
+                        .replica
+                        .txn_log_read(id, result, now, &mut out);
+                    self.apply(sid, out);
+                }
+            }
         }
     }
 
@@ -648,7 +689,7 @@ impl Sim {
             config_version: 0,
         };
         let srv = self.servers.get_mut(&sid).expect("known sid");
-        let (replica, out) = Replica::new(
+        let (mut replica, out) = Replica::new(
             cfg,
             node,
             srv.disk.accepted_epoch,
@@ -657,6 +698,7 @@ impl Sim {
             recent,
             now,
         );
+        replica.set_sync_options(self.p.commit_log_count, self.p.txn_log_sync);
         let (z, e) = replica.vote();
         let election = Election::new(
             sid,
@@ -919,6 +961,45 @@ impl Sim {
                 if role == Role::Leading {
                     self.established(sid);
                 }
+            }
+            ReplicaOutput::ReadTxnLog { id, after, upto } => {
+                self.stats.txn_log_reads += 1;
+                let result = self.read_txn_log(sid, after, upto);
+                self.log(format!(
+                    "{sid} reads its txn log after {} for conn {}: {}",
+                    zx(after),
+                    id.peer,
+                    match &result {
+                        Ok(r) => format!("{} txns", r.entries.len()),
+                        Err(e) => e.clone(),
+                    }
+                ));
+                let inc = self.servers[&sid].inc;
+                let d = 1 + self.rng.below(4 * self.p.fsync_max_ms);
+                self.after(
+                    d,
+                    Ev::TxnLogRead {
+                        sid,
+                        inc,
+                        id,
+                        result,
+                    },
+                );
+            }
+            ReplicaOutput::SyncedFromTxnLog {
+                peer,
+                kind,
+                why_not,
+                ..
+            } => {
+                if kind == SyncKind::Snap {
+                    self.stats.txn_log_snaps += 1;
+                } else {
+                    self.stats.txn_log_diffs += 1;
+                }
+                self.log(format!(
+                    "{sid} syncs conn {peer} by {kind:?} after a txn log read ({why_not:?})"
+                ));
             }
             ReplicaOutput::Elect => {
                 let l = self.live(sid).expect("up");
@@ -1253,6 +1334,30 @@ impl Sim {
         // (a snapshot is only written from applied state, and recovery replays after it).
         d.snaps.push((z, bytes, cover));
         self.log(format!("{sid} snapshot at {}", zx(z)));
+    }
+
+    /// What the server's txn log read would find: the records of the fsynced log from the
+    /// one before `after` (one simulated file, so `prev` is absent only when the log starts
+    /// past `after`) up to `upto`. One read in twenty fails, as a corrupt or purged file
+    /// would make it.
+    fn read_txn_log(&mut self, sid: Sid, after: i64, upto: i64) -> Result<TxnLogRead, String> {
+        if self.rng.chance(50) {
+            return Err("injected txn log read failure".into());
+        }
+        let d = &self.servers[&sid].disk;
+        let mut r = TxnLogRead::default();
+        for e in &d.log[..d.durable_len] {
+            let z = e.header.zxid;
+            if z > upto {
+                break;
+            }
+            if z < after {
+                r.prev = Some(z);
+            } else {
+                r.entries.push((z, e.to_bytes()));
+            }
+        }
+        Ok(r)
     }
 
     fn truncate(&mut self, sid: Sid, zxid: i64, reload: bool) {

@@ -27,11 +27,13 @@ fn seeds() {
     std::panic::set_hook(Box::new(|_| {}));
     let mut failed = Vec::new();
     let mut total = corral_sim::Stats::default();
+    let mut seeds_with_txn_log_diff = 0;
     for seed in seeds {
         let r = catch_unwind(AssertUnwindSafe(|| corral_sim::run_seed(seed)));
         match r {
             Ok(stats) => {
                 total.add(&stats);
+                seeds_with_txn_log_diff += (stats.txn_log_diffs > 0) as u64;
                 if verbose {
                     println!("seed {seed}: {stats:?}");
                 }
@@ -53,6 +55,9 @@ fn seeds() {
         }
     }
     println!("total over the passing seeds: {total:?}");
+    println!(
+        "seeds where a learner was synced by DIFF from the txn log: {seeds_with_txn_log_diff}"
+    );
     assert!(failed.is_empty(), "failed seeds: {failed:?}");
 }
 

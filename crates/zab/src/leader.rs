@@ -17,7 +17,10 @@
 //! 2. *Synchronisation*, per learner: DIFF, TRUNC (then DIFF) or SNAP, chosen from the
 //!    learner's last zxid as `LearnerHandler.syncFollower` chooses, then NEWLEADER. Once a
 //!    quorum has acknowledged NEWLEADER the leader is [`Action::Established`]; learners get
-//!    UPTODATE.
+//!    UPTODATE. A learner behind the committed log may still get a DIFF from the on-disk
+//!    txn log: the leader asks the shell for it ([`Action::ReadTxnLog`]), keeps the learner
+//!    in its sync stage until [`Leader::txn_log_read`] brings the answer, and decides then
+//!    (see [`Leader::txn_log_read`] for the rules and where they come from).
 //! 3. *Broadcast*: proposals go to followers in zxid order; a proposal commits when a
 //!    quorum of voters (the leader's own fsync included, reported by [`Leader::logged`])
 //!    has acked it, strictly in zxid order; followers get COMMIT, observers INFORM.
@@ -65,6 +68,23 @@ pub struct LeaderConfig {
     /// Quorum config text sent in NEWLEADER.
     pub config_text: Bytes,
     pub commit_log_count: usize,
+    /// Sync learners behind the committed log from the on-disk txn log when it has their
+    /// txns (ZooKeeper: `zookeeper.snapshotSizeFactor` >= 0); otherwise they get SNAP.
+    pub txn_log_sync: bool,
+}
+
+/// Reads of the txn log one learner's sync may take: a second read covers the txns the
+/// committed log dropped while the first was under way; after that the learner gets SNAP.
+pub const TXN_LOG_READS_MAX: u32 = 2;
+
+/// What the shell read from the on-disk txn log for [`Action::ReadTxnLog`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TxnLogRead {
+    /// The zxid of the last record read before `after` (in the file ZooKeeper would open
+    /// first), if there was one.
+    pub prev: Option<i64>,
+    /// The txns read with zxid >= `after` and <= `upto`, in file order: `(zxid, entry bytes)`.
+    pub entries: Vec<(i64, Bytes)>,
 }
 
 /// What the leader's history looks like when it takes office.
@@ -118,6 +138,33 @@ pub enum Action {
     Touch(Vec<SessionTouch>),
     /// Leadership is over (no quorum, or discovery failed); go back to election.
     Abdicate(String),
+    /// The txn log was read for `peer`'s sync and it got `kind` with `txns` committed txns
+    /// (`why_not`: why the log did not serve, when it got SNAP). For the operator's log.
+    SyncedFromTxnLog {
+        peer: PeerId,
+        kind: SyncKind,
+        txns: usize,
+        why_not: Option<String>,
+    },
+    /// Read the txn log for `peer`'s sync: the records from the start of the file holding
+    /// `after` (the newest log file whose name is below `after`, or the oldest) up to
+    /// `upto`, unless the log files after that first one are larger than ZooKeeper's
+    /// `snapshotSizeFactor` × the newest snapshot allows. Answer with
+    /// [`Leader::txn_log_read`] and this `read`; any failure is answered as an error.
+    ReadTxnLog {
+        peer: PeerId,
+        read: u64,
+        after: i64,
+        upto: i64,
+    },
+}
+
+/// How a learner was synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Diff,
+    Trunc,
+    Snap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +175,8 @@ enum Stage {
     AwaitAckEpoch,
     /// Got ACKEPOCH before a quorum did; sync waits for the quorum.
     AwaitEpochQuorum,
+    /// Sync waits for a read of the on-disk txn log ([`Action::ReadTxnLog`]).
+    AwaitTxnLog,
     /// Synced and sent NEWLEADER; waiting for its ACK.
     AwaitNewLeaderAck,
     /// Acked NEWLEADER before the leader was established; UPTODATE waits.
@@ -150,6 +199,9 @@ struct Handler {
     /// UPTODATE is held until this zxid is committed (the learner was sent a snapshot that
     /// includes proposals not yet committed).
     uptodate_after: i64,
+    /// The txn log reads asked for this learner, and the id of the last one.
+    reads: u32,
+    read_id: u64,
 }
 
 #[derive(Debug)]
@@ -194,6 +246,8 @@ pub struct Leader {
     last_proposed: i64,
     /// Learner syncs waiting for a zxid to commit: (zxid, peer).
     pending_syncs: VecDeque<(i64, PeerId)>,
+    /// Ids of txn log reads ([`Action::ReadTxnLog`]); the last one given out.
+    last_read_id: u64,
 }
 
 impl Leader {
@@ -223,6 +277,7 @@ impl Leader {
             last_committed: start.last_zxid,
             last_proposed: start.last_zxid,
             pending_syncs: VecDeque::new(),
+            last_read_id: 0,
         };
         l.connecting.insert(l.cfg.my_sid, start.accepted_epoch);
         let mut out = Vec::new();
@@ -358,6 +413,8 @@ impl Leader {
                 deadline,
                 forwarding: false,
                 uptodate_after: 0,
+                reads: 0,
+                read_id: 0,
             },
         );
         Vec::new()
@@ -575,17 +632,154 @@ impl Leader {
 
     /// `LearnerHandler.syncFollower` + `startForwarding`: DIFF, TRUNC or SNAP, then the
     /// outstanding proposals, then NEWLEADER. From here on the learner gets the live stream,
-    /// so nothing proposed later can be missed.
+    /// so nothing proposed later can be missed. A learner behind the committed log waits
+    /// for a read of the txn log first (it gets nothing until then, so the same holds).
     fn sync_learner(&mut self, peer: PeerId, out: &mut Vec<Action>) {
+        let Some(h) = self.handlers.get(&peer) else {
+            return;
+        };
+        let plan = self.plan_sync(h.peer_last_zxid);
+        if plan == SyncPlan::FromTxnLog {
+            self.ask_txn_log(peer, out);
+            return;
+        }
+        self.send_sync(peer, plan, &[], None, out);
+    }
+
+    fn ask_txn_log(&mut self, peer: PeerId, out: &mut Vec<Action>) {
+        self.last_read_id += 1;
+        let read = self.last_read_id;
+        // Everything committed so far: the committed log may drop more of it while the
+        // read is under way, and a read that reaches its new floor still serves.
+        let upto = self.last_committed;
+        let Some(h) = self.handlers.get_mut(&peer) else {
+            return;
+        };
+        h.stage = Stage::AwaitTxnLog;
+        h.reads += 1;
+        h.read_id = read;
+        out.push(Action::ReadTxnLog {
+            peer,
+            read,
+            after: h.peer_last_zxid,
+            upto,
+        });
+    }
+
+    /// The answer to [`Action::ReadTxnLog`] `read` for `peer` (`Err` says why the log could
+    /// not be read: a purged or corrupt file, a gap, a size over the limit). Stale answers
+    /// (the learner left or was synced otherwise) are ignored. The choice follows ZooKeeper
+    /// 3.8's `ZKDatabase.getProposalsFromTxnLog` + `LearnerHandler.queueCommittedProposals`:
+    /// * the read starts at the first record of the newest file named below the learner's
+    ///   zxid; if that record is already past the zxid (no such file: the log was purged
+    ///   or never had it), SNAP;
+    /// * the first txn at or after the learner's zxid decides: equal, or the learner's zxid
+    ///   is an epoch's first (counter 0): DIFF; of another epoch: SNAP (a TRUNC may not
+    ///   cross an epoch); otherwise TRUNC to the txn before it, then DIFF;
+    /// * the txns from disk go up to the committed log's floor (Java: `minCommittedLog`),
+    ///   then the committed log's, then the outstanding proposals. Unlike Java, which holds
+    ///   the committed log's lock over the read, the committed log may have moved on; a
+    ///   read that does not reach its floor is repeated ([`TXN_LOG_READS_MAX`]) and then
+    ///   the learner gets SNAP, as it does when the txns from disk have a hole.
+    pub fn txn_log_read(
+        &mut self,
+        peer: PeerId,
+        read: u64,
+        result: Result<TxnLogRead, String>,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Abdicated {
+            return out;
+        }
+        let Some(h) = self.handlers.get(&peer) else {
+            return out;
+        };
+        if h.stage != Stage::AwaitTxnLog || h.read_id != read {
+            return out;
+        }
+        let (after, reads) = (h.peer_last_zxid, h.reads);
+        let decided = result.map_err(TxnLogMiss::Unusable).and_then(|r| {
+            let plan = self.plan_from_txn_log(after, &r)?;
+            Ok((plan, r.entries))
+        });
+        match decided {
+            Ok((plan, entries)) => {
+                self.send_sync(peer, plan, &entries, Some(String::new()), &mut out)
+            }
+            Err(TxnLogMiss::Behind(_)) if reads < TXN_LOG_READS_MAX => {
+                self.ask_txn_log(peer, &mut out)
+            }
+            Err(TxnLogMiss::Behind(why) | TxnLogMiss::Unusable(why)) => {
+                self.send_sync(peer, SyncPlan::Snap, &[], Some(why), &mut out)
+            }
+        }
+        out
+    }
+
+    /// Where the learner at `after` stands in what was read from disk (see
+    /// [`Leader::txn_log_read`]).
+    fn plan_from_txn_log(&self, after: i64, r: &TxnLogRead) -> Result<SyncPlan, TxnLogMiss> {
+        let miss = |s: String| Err(TxnLogMiss::Unusable(s));
+        let Some(&(first, _)) = r.entries.first() else {
+            return miss(format!("the txn log has no txn at or after 0x{after:x}"));
+        };
+        if r.prev.is_none() && first > after {
+            return miss(format!(
+                "the txn log starts at 0x{first:x}, after the learner's 0x{after:x}"
+            ));
+        }
+        let plan = if first == after || counter_of(after) == 0 {
+            SyncPlan::Diff { from: after }
+        } else if epoch_of(first) != epoch_of(after) {
+            return miss(format!(
+                "the learner's 0x{after:x} is not in the txn log and the next txn 0x{first:x} \
+                 is of another epoch (no TRUNC across epochs)"
+            ));
+        } else {
+            let to = r.prev.expect("a record before the first one past the zxid");
+            SyncPlan::TruncDiff { to, from: to }
+        };
+        let from = match plan {
+            SyncPlan::Diff { from } | SyncPlan::TruncDiff { from, .. } => from,
+            _ => unreachable!("plan from the txn log is a DIFF"),
+        };
+        let floor = self.log_floor;
+        let mut last = from;
+        for &(z, _) in r.entries.iter().filter(|(z, _)| *z > from && *z <= floor) {
+            if !zxid_follows(last, z) {
+                return miss(format!(
+                    "the txn log has a hole between 0x{last:x} and 0x{z:x}"
+                ));
+            }
+            last = z;
+        }
+        if last < floor {
+            return Err(TxnLogMiss::Behind(format!(
+                "the txn log read ends at 0x{last:x}, before the committed log's floor 0x{floor:x}"
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// Sends the sync `plan` (with `disk`, the txns read from the txn log, if any), then
+    /// NEWLEADER. `txn_log` is `Some` when the txn log was read for this learner: empty
+    /// when it served, else why it did not.
+    fn send_sync(
+        &mut self,
+        peer: PeerId,
+        plan: SyncPlan,
+        disk: &[(i64, Bytes)],
+        txn_log: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
         let epoch = self.new_epoch.expect("epoch chosen before sync");
         let Some(h) = self.handlers.get(&peer) else {
             return;
         };
-        let peer_zxid = h.peer_last_zxid;
         let observer = h.observer;
-        let plan = self.plan_sync(peer_zxid);
         let mut uptodate_after = 0;
-        match plan {
+        let mut txns = 0;
+        let kind = match plan {
             SyncPlan::Diff { from } | SyncPlan::TruncDiff { from, .. } => {
                 if let SyncPlan::TruncDiff { to, .. } = plan {
                     out.push(send(peer, QuorumPacket::new(PacketType::Trunc, to, None)));
@@ -595,7 +789,13 @@ impl Leader {
                         QuorumPacket::new(PacketType::Diff, self.last_committed, None),
                     ));
                 }
-                for (zxid, data) in self.committed_log.iter().filter(|(z, _)| *z > from) {
+                // Disk up to the committed log's floor, then the committed log: checked
+                // contiguous by `plan_from_txn_log`.
+                let floor = self.log_floor;
+                let from_disk = disk.iter().filter(|(z, _)| *z > from && *z <= floor);
+                let from_memory = self.committed_log.iter().filter(|(z, _)| *z > from);
+                for (zxid, data) in from_disk.chain(from_memory) {
+                    txns += 1;
                     out.push(send(
                         peer,
                         QuorumPacket::new(PacketType::Proposal, *zxid, Some(data.clone())),
@@ -613,8 +813,13 @@ impl Leader {
                         ));
                     }
                 }
+                if matches!(plan, SyncPlan::TruncDiff { .. }) {
+                    SyncKind::Trunc
+                } else {
+                    SyncKind::Diff
+                }
             }
-            SyncPlan::Snap => {
+            SyncPlan::Snap | SyncPlan::FromTxnLog => {
                 // The tree includes every proposal applied so far, committed or not, so the
                 // learner may not serve until those commit.
                 let tree_zxid = self.last_proposed_txn();
@@ -623,7 +828,16 @@ impl Leader {
                     zxid: tree_zxid,
                 });
                 uptodate_after = tree_zxid;
+                SyncKind::Snap
             }
+        };
+        if let Some(why) = txn_log {
+            out.push(Action::SyncedFromTxnLog {
+                peer,
+                kind,
+                txns,
+                why_not: (!why.is_empty()).then_some(why),
+            });
         }
         out.push(send(
             peer,
@@ -670,7 +884,12 @@ impl Leader {
             };
         }
         if peer_zxid < self.log_floor {
-            return SyncPlan::Snap;
+            // Java: `peerLastZxid < minCommittedLog && txnLogSyncEnabled`.
+            return if self.cfg.txn_log_sync {
+                SyncPlan::FromTxnLog
+            } else {
+                SyncPlan::Snap
+            };
         }
         if peer_zxid == self.log_floor || self.has_txn(peer_zxid) {
             return SyncPlan::Diff { from: peer_zxid };
@@ -953,14 +1172,44 @@ impl Leader {
             );
         }
         assert!(self.last_committed <= self.last_proposed.max(self.last_committed));
+        for h in self.handlers.values() {
+            if h.stage == Stage::AwaitTxnLog {
+                assert!(
+                    !h.forwarding && h.read_id != 0 && h.reads <= TXN_LOG_READS_MAX,
+                    "a learner waiting for the txn log gets nothing yet"
+                );
+            }
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SyncPlan {
-    Diff { from: i64 },
-    TruncDiff { to: i64, from: i64 },
+    Diff {
+        from: i64,
+    },
+    TruncDiff {
+        to: i64,
+        from: i64,
+    },
     Snap,
+    /// Behind the committed log: read the txn log, then decide.
+    FromTxnLog,
+}
+
+/// Why a txn log read did not serve a learner.
+enum TxnLogMiss {
+    /// It ended before the committed log's floor (worth another read).
+    Behind(String),
+    /// It cannot serve (read error, not there, a hole, another epoch).
+    Unusable(String),
+}
+
+/// Whether `next` may directly follow `prev` in a complete history: the next counter of
+/// the same epoch, or the first txn of a later epoch (a leader numbers its proposals from
+/// `epoch << 32 | 1` on, consecutively).
+fn zxid_follows(prev: i64, next: i64) -> bool {
+    next == prev + 1 || (epoch_of(next) > epoch_of(prev) && counter_of(next) == 1)
 }
 
 fn leader_info(epoch: i64) -> QuorumPacket {
@@ -994,6 +1243,7 @@ mod tests {
             sync_limit_half_ticks: 10,
             config_text: Bytes::new(),
             commit_log_count: COMMIT_LOG_COUNT_DEFAULT,
+            txn_log_sync: true,
         };
         let start = LeaderStart {
             accepted_epoch: 0,
@@ -1043,5 +1293,135 @@ mod tests {
             assert!(l.step(7, p).is_empty(), "a dropped learner is forgotten");
             l.check_invariants();
         }
+    }
+
+    /// A leader at 1:10 whose committed log holds 1:9..1:10, and learner 1 at `peer_zxid`
+    /// past ACKEPOCH: what the leader does for its sync.
+    fn behind(peer_zxid: i64) -> (Leader, Vec<Action>) {
+        let mut l = leader();
+        l.start.last_zxid = make_zxid(1, 10);
+        l.start.current_epoch = 1;
+        l.last_committed = make_zxid(1, 10);
+        l.last_proposed = make_zxid(1, 10);
+        l.seed_committed_log(
+            make_zxid(1, 8),
+            (9..=10).map(|c| (make_zxid(1, c), Bytes::from(vec![c as u8]))),
+        );
+        l.connected(7);
+        l.step(7, info(1));
+        let ack = QuorumPacket::new(
+            PacketType::AckEpoch,
+            peer_zxid,
+            Some(Bytes::copy_from_slice(&1i32.to_be_bytes())),
+        );
+        let a = l.step(7, ack);
+        (l, a)
+    }
+
+    fn disk(prev: Option<i64>, counters: std::ops::RangeInclusive<i64>) -> TxnLogRead {
+        TxnLogRead {
+            prev: prev.map(|c| make_zxid(1, c)),
+            entries: counters
+                .map(|c| (make_zxid(1, c), Bytes::from(vec![c as u8])))
+                .collect(),
+        }
+    }
+
+    fn packets(a: &[Action]) -> Vec<(PacketType, i64)> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::Send { packet, .. } => Some((packet.packet_type, packet.zxid)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Behind the committed log: the leader reads the txn log, the learner waits, and the
+    /// answer gives DIFF with the disk's txns up to the floor, then the committed log's.
+    #[test]
+    fn a_learner_behind_the_committed_log_is_synced_from_the_txn_log() {
+        let (mut l, a) = behind(make_zxid(1, 5));
+        let read = a
+            .iter()
+            .find_map(|a| match a {
+                Action::ReadTxnLog {
+                    peer: 7,
+                    read,
+                    after,
+                    upto,
+                } => Some((*read, *after, *upto)),
+                _ => None,
+            })
+            .expect("a txn log read");
+        assert_eq!((read.1, read.2), (make_zxid(1, 5), make_zxid(1, 10)));
+        assert!(!packets(&a).iter().any(|p| p.0 == PacketType::NewLeader));
+        l.check_invariants();
+        // A stale answer changes nothing.
+        assert!(l
+            .txn_log_read(7, read.0 + 1, Ok(disk(Some(4), 5..=10)))
+            .is_empty());
+        let a = l.txn_log_read(7, read.0, Ok(disk(Some(4), 5..=9)));
+        let mut want = vec![(PacketType::Diff, make_zxid(1, 10))];
+        for c in 6..=10 {
+            want.push((PacketType::Proposal, make_zxid(1, c)));
+            want.push((PacketType::Commit, make_zxid(1, c)));
+        }
+        want.push((
+            PacketType::NewLeader,
+            make_zxid(l.epoch().expect("chosen"), 0),
+        ));
+        assert_eq!(packets(&a), want);
+        assert!(a.iter().any(|a| matches!(
+            a,
+            Action::SyncedFromTxnLog {
+                kind: SyncKind::Diff,
+                txns: 5,
+                ..
+            }
+        )));
+        l.check_invariants();
+    }
+
+    /// Java's rules: the log starts past the zxid (purged), the zxid is not in the log and
+    /// the next txn is of another epoch, a hole, or a read error: SNAP. A read short of
+    /// the floor is repeated once.
+    #[test]
+    fn a_txn_log_that_cannot_serve_means_snap() {
+        let snap = |a: &[Action]| a.iter().any(|a| matches!(a, Action::SendSnapshot { .. }));
+        let read_id = |a: &[Action]| {
+            a.iter()
+                .find_map(|a| match a {
+                    Action::ReadTxnLog { read, .. } => Some(*read),
+                    _ => None,
+                })
+                .expect("a read")
+        };
+        let bad: Vec<Result<TxnLogRead, String>> = vec![
+            Ok(disk(None, 6..=10)),
+            Ok(TxnLogRead {
+                prev: Some(make_zxid(1, 4)),
+                entries: vec![(make_zxid(2, 1), Bytes::new())],
+            }),
+            Ok(TxnLogRead {
+                prev: Some(make_zxid(1, 4)),
+                entries: disk(None, 5..=6)
+                    .entries
+                    .into_iter()
+                    .chain(disk(None, 8..=9).entries)
+                    .collect(),
+            }),
+            Err("corrupt".into()),
+        ];
+        for r in bad {
+            let (mut l, a) = behind(make_zxid(1, 5));
+            let a = l.txn_log_read(7, read_id(&a), r.clone());
+            assert!(snap(&a), "{r:?}: {a:?}");
+            l.check_invariants();
+        }
+        let (mut l, a) = behind(make_zxid(1, 5));
+        let a = l.txn_log_read(7, read_id(&a), Ok(disk(Some(4), 5..=7)));
+        let again = read_id(&a);
+        let a = l.txn_log_read(7, again, Ok(disk(Some(4), 5..=7)));
+        assert!(snap(&a), "{a:?}");
     }
 }

@@ -66,6 +66,7 @@ const KEYS: &[(&str, Origin)] = &[
     ("snapCount", Origin::SystemProperty),
     ("snapSizeLimitInKb", Origin::SystemProperty),
     ("preAllocSize", Origin::SystemProperty),
+    ("snapshotSizeFactor", Origin::SystemProperty),
     ("globalOutstandingLimit", Origin::SystemProperty),
     ("forceSync", Origin::SystemProperty),
     ("skipACL", Origin::SystemProperty),
@@ -457,6 +458,18 @@ pub(super) fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> 
         match java_long(&f.value) {
             Some(v) if v > 0 && v <= i64::MAX / 1024 => config.pre_alloc_size_kb = v as u64,
             _ => return Err(f.invalid("a positive number of kilobytes")),
+        }
+    }
+    if let Some(f) = get("snapshotSizeFactor") {
+        // ZKDatabase: an unparsable value or one above 1 falls back to the default (with a
+        // log line); a negative one turns the txn log sync off.
+        match f.value.trim().parse::<f64>() {
+            Ok(v) if v <= 1.0 || v.is_nan() => config.snapshot_size_factor = v,
+            _ => config.warnings.push(ConfigWarning::Clamped {
+                key: f.spelled.clone(),
+                value: f.value.clone(),
+                used: config.snapshot_size_factor.to_string(),
+            }),
         }
     }
     if let Some(f) = get("forceSync") {
