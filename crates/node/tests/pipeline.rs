@@ -35,7 +35,7 @@ fn frames_for(out: &[Output], conn: ConnId, handshake: bool) -> Vec<Got> {
     let mut first = handshake;
     for o in out {
         match o {
-            Output::Send { conn: c, frame } if *c == conn => {
+            Output::Send { conn: c, frame, .. } if *c == conn => {
                 let body = frame.slice(4..);
                 assert_eq!(
                     body.len() as i32,

@@ -13,13 +13,22 @@
 //! for the disk.
 //!
 //! Durability: the node applies a txn at once but its effects must not be seen before the
-//! txn is on disk. Every [`Output::Append`] goes to the log thread, and every frame or close
-//! emitted after it is held, in order, until the log reports that zxid durable. A read that
-//! observed an unsynced write therefore waits for it too, and nobody sees a state that a
-//! crash could take back.
+//! txn is on disk. Every [`Output::Append`] goes to the log thread.
+//! * Standalone: each frame carries the zxid it depends on (`after`: a write's own zxid,
+//!   the newest zxid a read observed, the txn that fired a notification), raised to the
+//!   previous need of its connection (FIFO). It goes at once if that is durable, else
+//!   into the [`ReleaseGate`], which the log thread drains after each sync. A read of
+//!   another session's unsynced write waits for it; a read of settled data does not wait
+//!   for unrelated fsyncs. Reads are stamped with a durable zxid (the node is told the
+//!   durable watermark before each request), closes wait for everything appended.
+//! * Ensemble: every frame or close emitted after an append is held, in order, until the
+//!   replica releases that zxid (committed by a quorum).
+//!
+//! Either way nobody sees a state, or a zxid, that a crash could take back.
 
 use crate::durable::{self, LogCmd, LogEvent};
 use crate::fourlw;
+use crate::gate::ReleaseGate;
 use crate::settings::ServerSettings;
 use crate::stats::{ConnStats, ServerStats};
 use bytes::Bytes;
@@ -126,6 +135,9 @@ impl Default for Clock {
 pub(crate) struct ConnHandle {
     out: ConnSender,
     stats: Arc<ConnStats>,
+    /// Standalone: the need of the last frame given to this connection; later frames
+    /// need at least as much, so none overtakes a held one.
+    last_need: i64,
 }
 
 /// The core's handles on durable storage.
@@ -138,6 +150,8 @@ pub struct Storage {
     pub events_tx: mpsc::UnboundedSender<LogEvent>,
     /// The last zxid on disk when the core starts.
     pub durable_zxid: i64,
+    /// Standalone: the gate the log thread releases durable output through.
+    pub gate: Option<Arc<ReleaseGate>>,
 }
 
 /// What the core drives: a standalone pipeline, or an ensemble member.
@@ -216,10 +230,18 @@ impl Core {
     pub(crate) fn fail(&mut self, msg: String) {
         tracing::error!("this server stops serving: {msg}");
         self.held.clear();
+        if let Some(g) = &self.storage.gate {
+            g.clear();
+        }
         for (_, h) in self.conns.drain() {
             let _ = h.out.send(ConnOut::Close);
         }
         let _ = self.failed.send(Some(msg));
+    }
+
+    /// Output waiting for the disk or a commit.
+    pub(crate) fn held_len(&self) -> usize {
+        self.held.len() + self.storage.gate.as_ref().map_or(0, |g| g.held_len())
     }
 
     /// The request pipeline (standalone, or the member's).
@@ -241,7 +263,7 @@ impl Core {
         let mut batch = Vec::with_capacity(CORE_BATCH_MAX);
         self.flush_replica();
         loop {
-            let accepting = self.held.len() < HELD_OUTPUTS_MAX;
+            let accepting = self.held_len() < HELD_OUTPUTS_MAX;
             tokio::select! {
                 n = rx.recv_many(&mut batch, CORE_BATCH_MAX), if accepting => {
                     if n == 0 {
@@ -292,10 +314,20 @@ impl Core {
                 out,
                 stats,
             } => {
-                self.conns.insert(conn, ConnHandle { out, stats });
+                self.conns.insert(
+                    conn,
+                    ConnHandle {
+                        out,
+                        stats,
+                        last_need: 0,
+                    },
+                );
                 let now = self.clock.now();
                 match &mut self.engine {
                     Engine::Standalone(node) => {
+                        if let Some(g) = &self.storage.gate {
+                            node.set_durable_zxid(g.durable());
+                        }
                         node.connect(conn, &peer_ip, &req, now, &mut self.outputs)
                     }
                     Engine::Ensemble(r) => r.connect(conn, &peer_ip, &req, now, &mut self.routputs),
@@ -317,6 +349,9 @@ impl Core {
                     .unwrap_or("UNKN");
                 match &mut self.engine {
                     Engine::Standalone(node) => {
+                        if let Some(g) = &self.storage.gate {
+                            node.set_durable_zxid(g.durable());
+                        }
                         node.request(conn, xid, op, decoded, now, &mut self.outputs)
                     }
                     Engine::Ensemble(r) => {
@@ -388,6 +423,24 @@ impl Core {
                 // reports separately; the held outputs then never go out.
                 let _ = self.storage.log.send(LogCmd::Append(entry));
             }
+            Output::Send { conn, frame, after } if self.storage.gate.is_some() => {
+                let Some(h) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                h.last_need = h.last_need.max(after);
+                let need = h.last_need;
+                self.standalone_send(need, conn, ConnOut::Frame(frame));
+            }
+            Output::Close { conn } if self.storage.gate.is_some() => {
+                // A close waits for everything appended so far (an expiry's or a
+                // closeSession's txn, and whatever the connection was sent).
+                let need = match self.conns.get(&conn) {
+                    Some(h) => h.last_need.max(self.appended_zxid),
+                    None => return,
+                };
+                self.standalone_send(need, conn, ConnOut::Close);
+                self.conns.remove(&conn);
+            }
             other => {
                 if self.appended_zxid > self.released_zxid || !self.held.is_empty() {
                     self.held.push_back((self.appended_zxid, other));
@@ -395,6 +448,19 @@ impl Core {
                     self.execute(other);
                 }
             }
+        }
+    }
+
+    /// Standalone: sends `out` to `conn` now if `need` is released, else holds it in the
+    /// gate (which sends it at once if the log synced past `need` meanwhile).
+    fn standalone_send(&self, need: i64, conn: ConnId, out: ConnOut) {
+        let (Some(h), Some(gate)) = (self.conns.get(&conn), &self.storage.gate) else {
+            return;
+        };
+        if need <= gate.released() {
+            let _ = h.out.send(out);
+        } else {
+            gate.hold(need, &h.out, out);
         }
     }
 
@@ -414,7 +480,7 @@ impl Core {
 
     pub(crate) fn execute(&mut self, o: Output) {
         match o {
-            Output::Send { conn, frame } => {
+            Output::Send { conn, frame, .. } => {
                 if let Some(h) = self.conns.get(&conn) {
                     let _ = h.out.send(ConnOut::Frame(frame));
                 }
@@ -437,6 +503,9 @@ impl Core {
             LogEvent::Durable(zxid) => {
                 self.durable_zxid = self.durable_zxid.max(zxid);
                 match &mut self.engine {
+                    // The log thread has already released through the gate; this event
+                    // only wakes a core that stopped taking requests.
+                    Engine::Standalone(_) if self.storage.gate.is_some() => {}
                     Engine::Standalone(_) => self.release(zxid),
                     Engine::Ensemble(r) => {
                         let now = self.clock.now();
@@ -468,6 +537,9 @@ impl Core {
                 // durable. Stop serving; recovery on restart decides what survived.
                 tracing::error!("txn log write or fsync failed, this server stops serving: {msg}");
                 self.held.clear();
+                if let Some(g) = &self.storage.gate {
+                    g.clear();
+                }
                 for (_, h) in self.conns.drain() {
                     let _ = h.out.send(ConnOut::Close);
                 }
