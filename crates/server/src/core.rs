@@ -63,11 +63,11 @@ pub enum CoreMsg {
         out: ConnSender,
         stats: Arc<ConnStats>,
     },
-    Request {
+    /// The requests decoded from one socket read (at most [`REQUESTS_PER_MSG_MAX`]), in
+    /// order: one message and one core wake-up for a pipelined burst.
+    Requests {
         conn: ConnId,
-        xid: i32,
-        op: i32,
-        decoded: Result<Request, RequestError>,
+        reqs: Vec<RequestIn>,
         received: Instant,
     },
     Disconnected {
@@ -78,6 +78,17 @@ pub enum CoreMsg {
         reply: oneshot::Sender<String>,
     },
 }
+
+/// One decoded request frame.
+pub struct RequestIn {
+    pub xid: i32,
+    pub op: i32,
+    pub decoded: Result<Request, RequestError>,
+}
+
+/// Most requests a connection puts in one [`CoreMsg::Requests`]. With the channel's bound
+/// of `globalOutstandingLimit` messages, at most that many times this many requests wait.
+pub const REQUESTS_PER_MSG_MAX: usize = 64;
 
 /// How often the core looks for expired sessions and due reaper passes. Session buckets are
 /// a tick wide, so this only needs to be well below `tickTime`.
@@ -336,44 +347,12 @@ impl Core {
                 self.flush_outputs();
                 self.flush_replica();
             }
-            CoreMsg::Request {
+            CoreMsg::Requests {
                 conn,
-                xid,
-                op,
-                decoded,
+                reqs,
                 received,
             } => {
-                let now = self.clock.now();
-                let op_name = corral_proto::OpCode::from_i32(op)
-                    .map(|o| o.name())
-                    .unwrap_or("UNKN");
-                match &mut self.engine {
-                    Engine::Standalone(node) => {
-                        if let Some(g) = &self.storage.gate {
-                            node.set_durable_zxid(g.durable());
-                        }
-                        node.request(conn, xid, op, decoded, now, &mut self.outputs)
-                    }
-                    Engine::Ensemble(r) => {
-                        r.request(conn, xid, op, decoded, now, &mut self.routputs)
-                    }
-                }
-                let last_zxid = self.node().last_zxid();
-                let latency_ms = received.elapsed().as_millis() as u64;
-                self.stats.latency.record(latency_ms);
-                self.stats.outstanding.fetch_sub(1, Relaxed);
-                if let Some(h) = self.conns.get(&conn) {
-                    let s = &h.stats;
-                    s.queued.fetch_sub(1, Relaxed);
-                    s.latency.record(latency_ms);
-                    s.last_latency_ms.store(latency_ms, Relaxed);
-                    s.last_response_ms.store(now.wall_ms, Relaxed);
-                    if xid >= 0 {
-                        s.last_cxid.store(xid as i64, Relaxed);
-                    }
-                    s.last_zxid.store(last_zxid, Relaxed);
-                    *s.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_name;
-                }
+                self.request(conn, reqs, received);
                 self.flush_outputs();
                 self.flush_replica();
             }
@@ -388,6 +367,48 @@ impl Core {
                 let text = fourlw::render(&cmd, self);
                 let _ = reply.send(text);
             }
+        }
+    }
+
+    /// Hands a connection's batch of requests to the node, in order; their outputs wait in
+    /// `outputs` (or `routputs`) for the caller's flush. Per-connection stats are
+    /// published once per batch.
+    fn request(&mut self, conn: ConnId, reqs: Vec<RequestIn>, received: Instant) {
+        // One clock reading per batch: the requests arrived together.
+        let now = self.clock.now();
+        let latency_ms = received.elapsed().as_millis() as u64;
+        let n = reqs.len();
+        let mut last = None;
+        for RequestIn { xid, op, decoded } in reqs {
+            last = Some((xid, op));
+            match &mut self.engine {
+                Engine::Standalone(node) => {
+                    if let Some(g) = &self.storage.gate {
+                        node.set_durable_zxid(g.durable());
+                    }
+                    node.request(conn, xid, op, decoded, now, &mut self.outputs)
+                }
+                Engine::Ensemble(r) => r.request(conn, xid, op, decoded, now, &mut self.routputs),
+            }
+        }
+        let Some((xid, op)) = last else { return };
+        self.stats.latency.record_n(latency_ms, n as u64);
+        self.stats.outstanding.fetch_sub(n as i64, Relaxed);
+        let last_zxid = self.node().last_zxid();
+        if let Some(h) = self.conns.get(&conn) {
+            let s = &h.stats;
+            s.queued.fetch_sub(n as i64, Relaxed);
+            s.latency.record_n(latency_ms, n as u64);
+            s.last_latency_ms.store(latency_ms, Relaxed);
+            s.last_response_ms.store(now.wall_ms, Relaxed);
+            if xid >= 0 {
+                s.last_cxid.store(xid as i64, Relaxed);
+            }
+            s.last_zxid.store(last_zxid, Relaxed);
+            let op_name = corral_proto::OpCode::from_i32(op)
+                .map(|o| o.name())
+                .unwrap_or("UNKN");
+            *s.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_name;
         }
     }
 
