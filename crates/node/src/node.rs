@@ -23,6 +23,9 @@ use crate::session::{session_password, SessionTracker};
 use bytes::Bytes;
 use corral_proto::opcode::{XID_NOTIFICATION, XID_PING};
 use corral_proto::quorum::LearnerRequest;
+use corral_proto::request::PathWatch;
+use corral_proto::response::STAT_BYTES;
+use corral_proto::EventType;
 use corral_proto::{
     ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, OpCode, Record,
     ReplyHeader, Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader,
@@ -201,12 +204,66 @@ impl Node {
     /// what it `observed`, the durable zxid, and the connection's last stamp. Without early
     /// reads (or in an ensemble), `last_zxid`, as ZooKeeper's final processor stamps it.
     fn read_stamp(&self, conn: ConnId, observed: i64) -> i64 {
+        self.stamp_rule(conn).stamp(observed)
+    }
+
+    /// [`Node::read_stamp`]'s inputs, copied out so a read can stamp its reply while it
+    /// borrows the tree.
+    fn stamp_rule(&self, conn: ConnId) -> StampRule {
         match self.durable_zxid {
-            Some(durable) if self.mode == Mode::Standalone => {
-                let prev = self.conns.get(&conn).map_or(0, |c| c.stamped_zxid);
-                observed.max(durable).max(prev).min(self.last_zxid)
+            Some(durable) if self.mode == Mode::Standalone => StampRule {
+                early: Some((durable, self.conns.get(&conn).map_or(0, |c| c.stamped_zxid))),
+                last_zxid: self.last_zxid,
+            },
+            _ => StampRule {
+                early: None,
+                last_zxid: self.last_zxid,
+            },
+        }
+    }
+
+    /// getChildren / getChildren2: the reply is encoded from the tree's names directly.
+    fn read_children(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        req: &PathWatch,
+        with_stat: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let rule = self.stamp_rule(conn);
+        let acl_zxid = self.acl_zxid;
+        let auth = Self::auth_of(&self.conns, conn);
+        let caller = Caller { session_id, auth };
+        let result = self.tree.read_children(&caller, req, |stat, names| {
+            // What the listing depends on, as `observed_zxid` computes it for a stat.
+            let zxid = rule.stamp(stat.mzxid.max(stat.pzxid).max(acl_zxid));
+            let body = 4
+                + names.iter().map(|n| 4 + n.len()).sum::<usize>()
+                + if with_stat { STAT_BYTES } else { 0 };
+            let f = frame_sized(FRAME_PREFIX_BYTES + REPLY_HEADER_BYTES + body, |w| {
+                ReplyHeader { xid, zxid, err: 0 }.write(w);
+                w.write_string_vec(names);
+                if with_stat {
+                    stat.write(w);
+                }
+            });
+            (zxid, f)
+        });
+        match result {
+            Ok((zxid, frame)) => {
+                self.note_stamp(conn, zxid);
+                out.push(Output::Send {
+                    conn,
+                    frame,
+                    after: zxid,
+                });
             }
-            _ => self.last_zxid,
+            Err(code) => {
+                let zxid = rule.stamp(self.last_zxid);
+                self.reply_err_zxid(out, conn, xid, zxid, code);
+            }
         }
     }
 
@@ -214,13 +271,12 @@ impl Node {
     /// creation) and pzxid (children, cversion, numChildren), and the last ACL change (the
     /// access check). Anything else (errors such as NoNode, whose cause may be a recent
     /// delete; ephemerals and counts over many nodes; multiRead): `last_zxid`.
-    fn observed_zxid(&self, req: &Request, result: &Result<Response, ErrorCode>) -> i64 {
-        let stat = match (req, result) {
-            (_, Ok(Response::GetData { stat, .. }))
-            | (_, Ok(Response::Stat(stat)))
-            | (_, Ok(Response::GetChildren2 { stat, .. }))
-            | (_, Ok(Response::GetAcl { stat, .. })) => Some(*stat),
-            (Request::GetChildren(r), Ok(Response::GetChildren { .. })) => self.tree.stat(&r.path),
+    fn observed_zxid(&self, result: &Result<Response, ErrorCode>) -> i64 {
+        let stat = match result {
+            Ok(Response::GetData { stat, .. })
+            | Ok(Response::Stat(stat))
+            | Ok(Response::GetChildren2 { stat, .. })
+            | Ok(Response::GetAcl { stat, .. }) => Some(*stat),
             _ => None,
         };
         match stat {
@@ -599,10 +655,14 @@ impl Node {
                     Ok(Response::WhoAmI { infos }),
                 );
             }
+            Request::GetChildren(ref r) => {
+                self.read_children(conn, session_id, xid, r, false, out);
+            }
+            Request::GetChildren2(ref r) => {
+                self.read_children(conn, session_id, xid, r, true, out);
+            }
             Request::Exists(_)
             | Request::GetData(_)
-            | Request::GetChildren(_)
-            | Request::GetChildren2(_)
             | Request::GetAcl { .. }
             | Request::GetAllChildrenNumber { .. }
             | Request::GetEphemerals { .. }
@@ -611,7 +671,7 @@ impl Node {
                 let caller = Caller { session_id, auth };
                 let result = self.tree.read(&caller, &req);
                 let zxid = match self.durable_zxid {
-                    Some(_) => self.read_stamp(conn, self.observed_zxid(&req, &result)),
+                    Some(_) => self.read_stamp(conn, self.observed_zxid(&result)),
                     None => self.last_zxid,
                 };
                 self.reply(out, conn, xid, zxid, result);
@@ -702,26 +762,43 @@ impl Node {
         applied.result
     }
 
+    /// Emits each notification to its session's connection. One txn fires the same event
+    /// (type and path) for many watchers, and the tree lists them together: such a run is
+    /// encoded once and its frame shared (a reference count, not a copy, per watcher).
     pub(crate) fn route(&self, notes: Vec<WatchNotification>, out: &mut Vec<Output>) {
+        let mut prev: Option<(EventType, String, Bytes)> = None;
         for n in notes {
             let Some(&conn) = self.session_owner.get(&n.session_id) else {
                 continue;
             };
-            // ZooKeeper 3.8 sends -1 as the zxid of a notification (3.9 sends the txn's).
-            let event = WatcherEvent {
-                event_type: n.event_type.code(),
-                state: KeeperState::SyncConnected.code(),
-                path: n.path,
+            let frame = match &prev {
+                Some((t, p, f)) if *t == n.event_type && *p == n.path => f.clone(),
+                _ => {
+                    // ZooKeeper 3.8 sends -1 as the zxid of a notification (3.9 sends the
+                    // txn's).
+                    let event = WatcherEvent {
+                        event_type: n.event_type.code(),
+                        state: KeeperState::SyncConnected.code(),
+                        path: n.path,
+                    };
+                    let f = frame(|w| {
+                        ReplyHeader {
+                            xid: XID_NOTIFICATION,
+                            zxid: NOTIFICATION_ZXID,
+                            err: 0,
+                        }
+                        .write(w);
+                        event.write(w);
+                    });
+                    prev = Some((n.event_type, event.path, f.clone()));
+                    f
+                }
             };
             // Depends on the txn just applied (or, for SetWatches, on the state it compared).
-            send_frame(out, conn, self.last_zxid, |w| {
-                ReplyHeader {
-                    xid: XID_NOTIFICATION,
-                    zxid: NOTIFICATION_ZXID,
-                    err: 0,
-                }
-                .write(w);
-                event.write(w);
+            out.push(Output::Send {
+                conn,
+                frame,
+                after: self.last_zxid,
             });
         }
     }
@@ -897,6 +974,25 @@ impl Node {
                 c.session_id, *sid,
                 "connection {conn} bound to another session"
             );
+        }
+    }
+}
+
+/// How a standalone read's reply is stamped (see [`Node::set_durable_zxid`]).
+#[derive(Debug, Clone, Copy)]
+struct StampRule {
+    /// With early reads: (durable zxid, the connection's last stamp).
+    early: Option<(i64, i64)>,
+    last_zxid: i64,
+}
+
+impl StampRule {
+    /// The stamp of a reply that depends on `observed`: never below what it observed or
+    /// what the connection saw, never an undurable zxid it does not depend on.
+    fn stamp(&self, observed: i64) -> i64 {
+        match self.early {
+            Some((durable, prev)) => observed.max(durable).max(prev).min(self.last_zxid),
+            None => self.last_zxid,
         }
     }
 }
