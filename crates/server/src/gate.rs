@@ -13,16 +13,20 @@
 //!   connection. Stored *after* the hand-over. The core may therefore send an item whose
 //!   need is at most `released` directly, without overtaking anything held before it.
 //!
-//! Invariants (under the mutex): every held item's need is above `Held::durable`; the
-//! queue is sorted by need and items of equal need keep their insertion order;
-//! `released <= durable`. The core gives one connection's items non-decreasing needs
-//! (it raises each to the connection's previous need), so handing items over in need
-//! order keeps each connection's FIFO order.
+//! Invariants (under the mutex): unless a hand-over is in progress (`draining`), every
+//! held item's need is above `Held::durable`; the queue is sorted by need and items of
+//! equal need keep their insertion order; `released <= durable`. The core gives one
+//! connection's items non-decreasing needs (it raises each to the connection's previous
+//! need), so handing items over in need order keeps each connection's FIFO order.
 //!
 //! Threading: [`ReleaseGate::hold`] is called by the core, [`ReleaseGate::advance`] by
-//! the log thread; both take the mutex, and both hand items over while holding it (so an
-//! item sent by one cannot overtake an earlier one being sent by the other). The core's
-//! fast path is one atomic load ([`ReleaseGate::released`]).
+//! the log thread. The log thread takes the freed items out under the mutex and sends
+//! them outside it (a watch fan-out frees thousands; the core must not wait on the lock
+//! meanwhile), marking the hand-over as `draining`. While it is, `hold` queues even an
+//! item that is already durable, so it cannot overtake an earlier item of its connection
+//! still being sent; the log thread takes such items in its next pass and stores
+//! `released` only once a pass finds nothing more to send. The core's fast path is one
+//! atomic load ([`ReleaseGate::released`]).
 
 use crate::core::{ConnOut, ConnSender};
 use std::collections::VecDeque;
@@ -39,6 +43,8 @@ struct Item {
 struct Held {
     durable: i64,
     queue: VecDeque<Item>,
+    /// The log thread is sending items outside the lock.
+    draining: bool,
 }
 
 pub struct ReleaseGate {
@@ -58,6 +64,7 @@ impl ReleaseGate {
             inner: Mutex::new(Held {
                 durable: durable_zxid,
                 queue: VecDeque::new(),
+                draining: false,
             }),
         }
     }
@@ -87,10 +94,11 @@ impl ReleaseGate {
     /// The caller gives one connection's items non-decreasing needs.
     pub fn hold(&self, need: i64, to: &ConnSender, out: ConnOut) {
         let mut h = self.lock();
-        if need <= h.durable {
-            // The log thread synced past `need` since the caller looked at `released`:
-            // nothing of this connection is still queued (it would need at most `need`,
-            // and the queue holds only needs above `durable`).
+        if need <= h.durable && !h.draining {
+            // The log thread synced past `need` since the caller looked at `released`,
+            // and no hand-over is in progress: nothing of this connection is still queued
+            // (it would need at most `need`, and the queue holds only needs above
+            // `durable`).
             let _ = to.send(out);
             return;
         }
@@ -123,15 +131,27 @@ impl ReleaseGate {
         }
         h.durable = zxid;
         self.durable.store(zxid, Ordering::Release);
-        while h.queue.front().is_some_and(|i| i.need <= zxid) {
-            if let Some(i) = h.queue.pop_front() {
+        let mut batch = Vec::new();
+        loop {
+            while h.queue.front().is_some_and(|i| i.need <= zxid) {
+                if let Some(i) = h.queue.pop_front() {
+                    batch.push(i);
+                }
+            }
+            self.held_len.store(h.queue.len(), Ordering::Relaxed);
+            if batch.is_empty() {
+                h.draining = false;
+                self.released.store(zxid, Ordering::Release);
+                return before;
+            }
+            h.draining = true;
+            drop(h);
+            for i in batch.drain(..) {
                 // A closed connection's writer is gone; its output is simply dropped.
                 let _ = i.to.send(i.out);
             }
+            h = self.lock();
         }
-        self.held_len.store(h.queue.len(), Ordering::Relaxed);
-        self.released.store(zxid, Ordering::Release);
-        before
     }
 
     /// Drops everything held (the log failed: none of it may ever go out).
@@ -152,7 +172,11 @@ impl ReleaseGate {
         );
         let mut prev = i64::MIN;
         for i in &h.queue {
-            assert!(i.need > h.durable, "held item needs {} <= durable", i.need);
+            assert!(
+                h.draining || i.need > h.durable,
+                "held item needs {} <= durable",
+                i.need
+            );
             assert!(i.need >= prev, "held items out of need order");
             prev = i.need;
         }
@@ -220,6 +244,24 @@ mod tests {
         assert!(drain(&mut ra).is_empty());
         gate.advance(7);
         assert_eq!(drain(&mut ra), vec![2]);
+    }
+
+    #[test]
+    fn an_item_held_during_a_hand_over_waits_for_it() {
+        let gate = ReleaseGate::new(0);
+        let (a, mut ra) = mpsc::unbounded_channel();
+        gate.hold(1, &a, frame(1));
+        // As if the log thread were between taking item 1 out and sending it.
+        gate.lock().draining = true;
+        gate.lock().durable = 1;
+        gate.hold(1, &a, frame(2));
+        assert!(drain(&mut ra).is_empty(), "queued behind the hand-over");
+        gate.lock().draining = false;
+        gate.lock().durable = 0;
+        gate.advance(1);
+        assert_eq!(drain(&mut ra), vec![1, 2]);
+        assert_eq!(gate.released(), 1);
+        gate.check_invariants();
     }
 
     #[test]
