@@ -22,7 +22,11 @@
 //!   for unrelated fsyncs. Reads are stamped with a durable zxid (the node is told the
 //!   durable watermark before each request), closes wait for everything appended.
 //! * Ensemble: every frame or close emitted after an append is held, in order, until the
-//!   replica releases that zxid (committed by a quorum).
+//!   replica releases that zxid (committed by a quorum). The per-frame rule is not used
+//!   here: a learner applies committed txns it may not have synced yet, a leader's
+//!   release comes from the replica rather than the log thread, and the node would need
+//!   a "committed and applied here" watermark to stamp reads with; the simulator checks
+//!   the ensemble shell with this global hold.
 //!
 //! Either way nobody sees a state, or a zxid, that a crash could take back.
 
