@@ -179,7 +179,7 @@ impl Node {
                 out,
             );
         } else {
-            send_frame(out, half.conn, |w| {
+            send_frame(out, half.conn, self.last_zxid, |w| {
                 ConnectResponse::invalid(half.read_only).write(w)
             });
             out.push(Output::Close { conn: half.conn });

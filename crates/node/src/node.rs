@@ -23,6 +23,9 @@ use crate::session::{session_password, SessionTracker};
 use bytes::Bytes;
 use corral_proto::opcode::{XID_NOTIFICATION, XID_PING};
 use corral_proto::quorum::LearnerRequest;
+use corral_proto::request::PathWatch;
+use corral_proto::response::STAT_BYTES;
+use corral_proto::EventType;
 use corral_proto::{
     ClientInfo, ConnectRequest, ConnectResponse, ErrorCode, Id, KeeperState, OpCode, Record,
     ReplyHeader, Request, RequestError, Response, Txn, TxnDigest, TxnEntry, TxnHeader,
@@ -82,8 +85,16 @@ impl NodeConfig {
 /// What the shell must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Write this frame (length prefix included) to the connection.
-    Send { conn: ConnId, frame: Bytes },
+    /// Write this frame (length prefix included) to the connection. `after` is the newest
+    /// zxid the frame depends on: a reply's header zxid, or the last txn applied when a
+    /// notification or handshake was emitted. A standalone shell may send the frame once
+    /// `after` is durable (and everything before it on the connection has gone); an
+    /// ensemble shell holds by its own, stricter rule (see [`Mode::Leader`]).
+    Send {
+        conn: ConnId,
+        frame: Bytes,
+        after: i64,
+    },
     /// Close the connection once everything before this has been written.
     Close { conn: ConnId },
     /// Append this txn to the log (durable before later output is released). On a leader
@@ -117,6 +128,9 @@ pub(crate) struct Connection {
     /// Authenticated ids; `ip:<peer>` is always present (kept last, as ZooKeeper lists it).
     pub(crate) auth: Vec<Id>,
     pub(crate) peer_ip: String,
+    /// Highest zxid stamped on a reply to this connection, so stamps never go backwards
+    /// (clients keep the last one they saw as `lastZxidSeen`).
+    pub(crate) stamped_zxid: i64,
 }
 
 /// Counters the four-letter words report.
@@ -141,6 +155,12 @@ pub struct Node {
     /// False while an ensemble member has no established leader: clients are refused.
     serving: bool,
     pub(crate) learner: LearnerPipeline,
+    /// Standalone with early reads (see [`Node::set_durable_zxid`]): the highest zxid the
+    /// shell reports durable. `None`: every reply is stamped with `last_zxid`.
+    durable_zxid: Option<i64>,
+    /// Zxid of the last txn that changed an ACL (a read's answer depends on ACLs, which
+    /// leave no zxid in the stat).
+    acl_zxid: i64,
 }
 
 impl Node {
@@ -164,6 +184,104 @@ impl Node {
             mode: Mode::Standalone,
             serving: true,
             learner: LearnerPipeline::default(),
+            durable_zxid: None,
+            acl_zxid: last_zxid,
+        }
+    }
+
+    /// Standalone shell: everything up to `zxid` is durable. From the first call on, a read
+    /// is stamped with the newest zxid it depends on, raised to this durable zxid and to
+    /// the connection's previous stamp (never lower than what the client saw, never an
+    /// undurable zxid it did not depend on), so the shell can answer it as soon as that
+    /// stamp is durable instead of after every txn applied before it.
+    pub fn set_durable_zxid(&mut self, zxid: i64) {
+        if self.mode == Mode::Standalone {
+            self.durable_zxid = Some(zxid.min(self.last_zxid));
+        }
+    }
+
+    /// The zxid a standalone read's reply is stamped with (and waits for): the newest of
+    /// what it `observed`, the durable zxid, and the connection's last stamp. Without early
+    /// reads (or in an ensemble), `last_zxid`, as ZooKeeper's final processor stamps it.
+    fn read_stamp(&self, conn: ConnId, observed: i64) -> i64 {
+        self.stamp_rule(conn).stamp(observed)
+    }
+
+    /// [`Node::read_stamp`]'s inputs, copied out so a read can stamp its reply while it
+    /// borrows the tree.
+    fn stamp_rule(&self, conn: ConnId) -> StampRule {
+        match self.durable_zxid {
+            Some(durable) if self.mode == Mode::Standalone => StampRule {
+                early: Some((durable, self.conns.get(&conn).map_or(0, |c| c.stamped_zxid))),
+                last_zxid: self.last_zxid,
+            },
+            _ => StampRule {
+                early: None,
+                last_zxid: self.last_zxid,
+            },
+        }
+    }
+
+    /// getChildren / getChildren2: the reply is encoded from the tree's names directly.
+    fn read_children(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        req: &PathWatch,
+        with_stat: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let rule = self.stamp_rule(conn);
+        let acl_zxid = self.acl_zxid;
+        let auth = Self::auth_of(&self.conns, conn);
+        let caller = Caller { session_id, auth };
+        let result = self.tree.read_children(&caller, req, |stat, names| {
+            // What the listing depends on, as `observed_zxid` computes it for a stat.
+            let zxid = rule.stamp(stat.mzxid.max(stat.pzxid).max(acl_zxid));
+            let body = 4
+                + names.iter().map(|n| 4 + n.len()).sum::<usize>()
+                + if with_stat { STAT_BYTES } else { 0 };
+            let f = frame_sized(FRAME_PREFIX_BYTES + REPLY_HEADER_BYTES + body, |w| {
+                ReplyHeader { xid, zxid, err: 0 }.write(w);
+                w.write_string_vec(names);
+                if with_stat {
+                    stat.write(w);
+                }
+            });
+            (zxid, f)
+        });
+        match result {
+            Ok((zxid, frame)) => {
+                self.note_stamp(conn, zxid);
+                out.push(Output::Send {
+                    conn,
+                    frame,
+                    after: zxid,
+                });
+            }
+            Err(code) => {
+                let zxid = rule.stamp(self.last_zxid);
+                self.reply_err_zxid(out, conn, xid, zxid, code);
+            }
+        }
+    }
+
+    /// The newest zxid a read's answer depends on. A found node: its mzxid (data, and its
+    /// creation) and pzxid (children, cversion, numChildren), and the last ACL change (the
+    /// access check). Anything else (errors such as NoNode, whose cause may be a recent
+    /// delete; ephemerals and counts over many nodes; multiRead): `last_zxid`.
+    fn observed_zxid(&self, result: &Result<Response, ErrorCode>) -> i64 {
+        let stat = match result {
+            Ok(Response::GetData { stat, .. })
+            | Ok(Response::Stat(stat))
+            | Ok(Response::GetChildren2 { stat, .. })
+            | Ok(Response::GetAcl { stat, .. }) => Some(*stat),
+            _ => None,
+        };
+        match stat {
+            Some(st) => st.mzxid.max(st.pzxid).max(self.acl_zxid),
+            None => self.last_zxid,
         }
     }
 
@@ -310,7 +428,7 @@ impl Node {
                 return;
             }
             if !password_ok || !self.sessions.is_live(id) || !self.tree.session_exists(id) {
-                send_frame(out, conn, |w| {
+                send_frame(out, conn, self.last_zxid, |w| {
                     ConnectResponse::invalid(req.read_only).write(w)
                 });
                 out.push(Output::Close { conn });
@@ -338,6 +456,7 @@ impl Node {
                 session_id,
                 auth: vec![Id::new("ip", peer_ip)],
                 peer_ip: peer_ip.to_owned(),
+                stamped_zxid: 0,
             },
         );
         self.session_owner.insert(session_id, conn);
@@ -348,7 +467,7 @@ impl Node {
             passwd: Bytes::copy_from_slice(&session_password(session_id)),
             read_only: read_only.map(|_| false),
         };
-        send_frame(out, conn, |w| resp.write(w));
+        send_frame(out, conn, self.last_zxid, |w| resp.write(w));
     }
 
     /// Handles one request frame of an established connection. `decoded` is the body
@@ -383,7 +502,7 @@ impl Node {
         let req = match decoded {
             Ok(r) => r,
             Err(RequestError::UnknownOp(_)) => {
-                send_frame(out, conn, |w| {
+                send_frame(out, conn, self.last_zxid, |w| {
                     ReplyHeader {
                         xid,
                         zxid: -1,
@@ -435,10 +554,13 @@ impl Node {
     ) {
         match req {
             Request::Ping => {
-                send_frame(out, conn, |w| {
+                // A ping observes nothing: stamped like a read of nothing.
+                let zxid = self.read_stamp(conn, 0);
+                self.note_stamp(conn, zxid);
+                send_frame(out, conn, zxid, |w| {
                     ReplyHeader {
                         xid: XID_PING,
-                        zxid: self.last_zxid,
+                        zxid,
                         err: 0,
                     }
                     .write(w)
@@ -468,7 +590,7 @@ impl Node {
                         let auth = Self::auth_of(&self.conns, conn);
                         // Later watch events are filtered by READ against the new identity.
                         self.tree.set_watcher_auth(session_id, auth);
-                        send_frame(out, conn, |w| {
+                        send_frame(out, conn, self.last_zxid, |w| {
                             ReplyHeader {
                                 // The reply echoes the request xid (-4 from most clients).
                                 xid,
@@ -480,7 +602,7 @@ impl Node {
                     }
                     AuthOutcome::Failed => {
                         self.counters.auth_failed += 1;
-                        send_frame(out, conn, |w| {
+                        send_frame(out, conn, self.last_zxid, |w| {
                             ReplyHeader {
                                 // The reply echoes the request xid (-4 from most clients).
                                 xid,
@@ -539,10 +661,14 @@ impl Node {
                     Ok(Response::WhoAmI { infos }),
                 );
             }
+            Request::GetChildren(ref r) => {
+                self.read_children(conn, session_id, xid, r, false, out);
+            }
+            Request::GetChildren2(ref r) => {
+                self.read_children(conn, session_id, xid, r, true, out);
+            }
             Request::Exists(_)
             | Request::GetData(_)
-            | Request::GetChildren(_)
-            | Request::GetChildren2(_)
             | Request::GetAcl { .. }
             | Request::GetAllChildrenNumber { .. }
             | Request::GetEphemerals { .. }
@@ -550,7 +676,11 @@ impl Node {
                 let auth = Self::auth_of(&self.conns, conn);
                 let caller = Caller { session_id, auth };
                 let result = self.tree.read(&caller, &req);
-                self.reply(out, conn, xid, self.last_zxid, result);
+                let zxid = match self.durable_zxid {
+                    Some(_) => self.read_stamp(conn, self.observed_zxid(&result)),
+                    None => self.last_zxid,
+                };
+                self.reply(out, conn, xid, zxid, result);
             }
             Request::CloseSession => {
                 self.sessions.set_closing(session_id);
@@ -616,6 +746,9 @@ impl Node {
         hdr.zxid = self.last_zxid;
         let applied = self.tree.apply(&hdr, &txn);
         self.counters.txns_applied += 1;
+        if changes_acl(&txn) {
+            self.acl_zxid = hdr.zxid;
+        }
         if let Txn::CloseSession { .. } = txn {
             self.sessions.remove(hdr.session_id);
         }
@@ -635,25 +768,43 @@ impl Node {
         applied.result
     }
 
+    /// Emits each notification to its session's connection. One txn fires the same event
+    /// (type and path) for many watchers, and the tree lists them together: such a run is
+    /// encoded once and its frame shared (a reference count, not a copy, per watcher).
     pub(crate) fn route(&self, notes: Vec<WatchNotification>, out: &mut Vec<Output>) {
+        let mut prev: Option<(EventType, String, Bytes)> = None;
         for n in notes {
             let Some(&conn) = self.session_owner.get(&n.session_id) else {
                 continue;
             };
-            // ZooKeeper 3.8 sends -1 as the zxid of a notification (3.9 sends the txn's).
-            let event = WatcherEvent {
-                event_type: n.event_type.code(),
-                state: KeeperState::SyncConnected.code(),
-                path: n.path,
-            };
-            send_frame(out, conn, |w| {
-                ReplyHeader {
-                    xid: XID_NOTIFICATION,
-                    zxid: NOTIFICATION_ZXID,
-                    err: 0,
+            let frame = match &prev {
+                Some((t, p, f)) if *t == n.event_type && *p == n.path => f.clone(),
+                _ => {
+                    // ZooKeeper 3.8 sends -1 as the zxid of a notification (3.9 sends the
+                    // txn's).
+                    let event = WatcherEvent {
+                        event_type: n.event_type.code(),
+                        state: KeeperState::SyncConnected.code(),
+                        path: n.path,
+                    };
+                    let f = frame(|w| {
+                        ReplyHeader {
+                            xid: XID_NOTIFICATION,
+                            zxid: NOTIFICATION_ZXID,
+                            err: 0,
+                        }
+                        .write(w);
+                        event.write(w);
+                    });
+                    prev = Some((n.event_type, event.path, f.clone()));
+                    f
                 }
-                .write(w);
-                event.write(w);
+            };
+            // Depends on the txn just applied (or, for SetWatches, on the state it compared).
+            out.push(Output::Send {
+                conn,
+                frame,
+                after: self.last_zxid,
             });
         }
     }
@@ -665,35 +816,61 @@ impl Node {
     }
 
     pub(crate) fn reply(
-        &self,
+        &mut self,
         out: &mut Vec<Output>,
         conn: ConnId,
         xid: i32,
         zxid: i64,
         result: Result<Response, ErrorCode>,
     ) {
+        self.note_stamp(conn, zxid);
         match result {
-            Ok(resp) => send_frame(out, conn, |w| {
-                ReplyHeader { xid, zxid, err: 0 }.write(w);
-                resp.encode(w);
-            }),
+            Ok(resp) => {
+                // Sized once: the header plus the body's size hint, so a reply is built
+                // without growing its buffer.
+                let bytes = FRAME_PREFIX_BYTES + REPLY_HEADER_BYTES + resp.encoded_len_hint();
+                out.push(Output::Send {
+                    conn,
+                    frame: frame_sized(bytes, |w| {
+                        ReplyHeader { xid, zxid, err: 0 }.write(w);
+                        resp.encode(w);
+                    }),
+                    after: zxid,
+                });
+            }
             Err(code) => self.reply_err_zxid(out, conn, xid, zxid, code),
         }
     }
 
-    pub(crate) fn reply_err(&self, out: &mut Vec<Output>, conn: ConnId, xid: i32, code: ErrorCode) {
+    /// Remembers the zxid stamped on a reply to `conn` (only early reads need it).
+    fn note_stamp(&mut self, conn: ConnId, zxid: i64) {
+        if self.durable_zxid.is_some() {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.stamped_zxid = c.stamped_zxid.max(zxid);
+            }
+        }
+    }
+
+    pub(crate) fn reply_err(
+        &mut self,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        xid: i32,
+        code: ErrorCode,
+    ) {
         self.reply_err_zxid(out, conn, xid, self.last_zxid, code);
     }
 
     pub(crate) fn reply_err_zxid(
-        &self,
+        &mut self,
         out: &mut Vec<Output>,
         conn: ConnId,
         xid: i32,
         zxid: i64,
         code: ErrorCode,
     ) {
-        send_frame(out, conn, |w| {
+        self.note_stamp(conn, zxid);
+        send_frame(out, conn, zxid, |w| {
             ReplyHeader {
                 xid,
                 zxid,
@@ -807,19 +984,69 @@ impl Node {
     }
 }
 
+/// How a standalone read's reply is stamped (see [`Node::set_durable_zxid`]).
+#[derive(Debug, Clone, Copy)]
+struct StampRule {
+    /// With early reads: (durable zxid, the connection's last stamp).
+    early: Option<(i64, i64)>,
+    last_zxid: i64,
+}
+
+impl StampRule {
+    /// The stamp of a reply that depends on `observed`: never below what it observed or
+    /// what the connection saw, never an undurable zxid it does not depend on.
+    fn stamp(&self, observed: i64) -> i64 {
+        match self.early {
+            Some((durable, prev)) => observed.max(durable).max(prev).min(self.last_zxid),
+            None => self.last_zxid,
+        }
+    }
+}
+
 /// The zxid ZooKeeper 3.8 puts in a notification's ReplyHeader.
 pub const NOTIFICATION_ZXID: i64 = -1;
 
-pub(crate) fn send_frame(out: &mut Vec<Output>, conn: ConnId, body: impl FnOnce(&mut Writer)) {
+/// Whether a txn changes an ACL (which a read's access check depends on).
+fn changes_acl(txn: &Txn) -> bool {
+    match txn {
+        Txn::SetAcl { .. } => true,
+        Txn::Multi(txns) => txns.iter().any(changes_acl),
+        _ => false,
+    }
+}
+
+/// Emits a frame that may go once `after` is released (see [`Output::Send`]).
+pub(crate) fn send_frame(
+    out: &mut Vec<Output>,
+    conn: ConnId,
+    after: i64,
+    body: impl FnOnce(&mut Writer),
+) {
     out.push(Output::Send {
         conn,
         frame: frame(body),
+        after,
     });
 }
 
+/// Bytes of a frame's length prefix.
+const FRAME_PREFIX_BYTES: usize = 4;
+
+/// Bytes of a ReplyHeader (xid, zxid, err).
+const REPLY_HEADER_BYTES: usize = 16;
+
+/// Initial buffer of a frame with no size hint: enough for headers, events and
+/// handshakes.
+const FRAME_DEFAULT_BYTES: usize = 64;
+
 /// Builds a length-prefixed frame.
 pub fn frame(body: impl FnOnce(&mut Writer)) -> Bytes {
-    let mut w = Writer::with_capacity(64);
+    frame_sized(FRAME_DEFAULT_BYTES, body)
+}
+
+/// Builds a length-prefixed frame in a buffer of `bytes` to start with.
+pub fn frame_sized(bytes: usize, body: impl FnOnce(&mut Writer)) -> Bytes {
+    let mut w = Writer::with_capacity(bytes);
     w.write_i32(0);
     body(&mut w);
     let len = (w.len() - 4) as i32;

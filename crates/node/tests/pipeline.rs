@@ -35,7 +35,7 @@ fn frames_for(out: &[Output], conn: ConnId, handshake: bool) -> Vec<Got> {
     let mut first = handshake;
     for o in out {
         match o {
-            Output::Send { conn: c, frame } if *c == conn => {
+            Output::Send { conn: c, frame, .. } if *c == conn => {
                 let body = frame.slice(4..);
                 assert_eq!(
                     body.len() as i32,
@@ -393,4 +393,161 @@ fn close_session_replies_then_closes() {
     assert_eq!(got[1], Got::Close);
     assert!(n.tree().ephemerals_of(0).is_empty());
     assert_eq!(n.sessions().len(), 0);
+}
+
+/// The reply header zxid and `after` of the last frame sent to `conn`.
+fn last_reply(out: &[Output], conn: ConnId) -> (ReplyHeader, i64) {
+    out.iter()
+        .rev()
+        .find_map(|o| match o {
+            Output::Send {
+                conn: c,
+                frame,
+                after,
+            } if *c == conn => Some((
+                ReplyHeader::read(&mut Reader::new(frame.slice(4..))).unwrap(),
+                *after,
+            )),
+            _ => None,
+        })
+        .expect("a frame for the connection")
+}
+
+fn get_data(path: &str) -> Request {
+    Request::GetData(PathWatch {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+fn get_children(path: &str) -> Request {
+    Request::GetChildren(PathWatch {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+#[test]
+fn early_reads_are_stamped_with_what_they_depend_on_and_never_go_backwards() {
+    let mut n = node();
+    open(&mut n, 1, 0);
+    open(&mut n, 2, 0);
+    send(&mut n, 1, 1, create("/a", 0), 0);
+    let settled = n.last_zxid();
+    // Everything so far is durable; /b's create is not.
+    n.set_durable_zxid(settled);
+    send(&mut n, 1, 2, create("/b", 0), 0);
+    let unsynced = n.last_zxid();
+    assert!(unsynced > settled);
+
+    // A read of settled data is stamped with the durable zxid and may go at once.
+    let out = send(&mut n, 2, 1, get_data("/a"), 0);
+    let (h, after) = last_reply(&out, 2);
+    assert_eq!((h.zxid, after), (settled, settled));
+
+    // A read that observed the unsynced create waits for it (the root's pzxid moved).
+    let out = send(&mut n, 2, 2, get_children("/"), 0);
+    let (h, after) = last_reply(&out, 2);
+    assert_eq!((h.zxid, after), (unsynced, unsynced));
+    let out = send(&mut n, 2, 3, get_data("/b"), 0);
+    assert_eq!(last_reply(&out, 2).0.zxid, unsynced);
+
+    // The connection saw `unsynced`: a later read of settled data is not stamped lower.
+    let out = send(&mut n, 2, 4, get_data("/a"), 0);
+    assert_eq!(last_reply(&out, 2).0.zxid, unsynced);
+
+    // An answer whose cause may be a recent txn (NoNode) waits for everything applied.
+    let out = send(&mut n, 1, 3, get_data("/none"), 0);
+    let (h, after) = last_reply(&out, 1);
+    assert_eq!((h.err, after), (ErrorCode::NoNode.code(), unsynced));
+
+    // A write's reply depends on its own txn.
+    let out = send(&mut n, 1, 4, create("/c", 0), 0);
+    let (h, after) = last_reply(&out, 1);
+    assert_eq!((h.zxid, after), (n.last_zxid(), n.last_zxid()));
+}
+
+#[test]
+fn early_reads_wait_for_an_unsynced_acl_change() {
+    let mut n = node();
+    open(&mut n, 1, 0);
+    open(&mut n, 2, 0);
+    send(&mut n, 1, 1, create("/a", 0), 0);
+    send(&mut n, 1, 2, create("/other", 0), 0);
+    n.set_durable_zxid(n.last_zxid());
+    send(
+        &mut n,
+        1,
+        3,
+        Request::SetAcl(corral_proto::request::SetAclRequest {
+            path: "/other".into(),
+            acl: Some(Acl::open_unsafe()),
+            version: -1,
+        }),
+        0,
+    );
+    // The stat of /a does not show it, but an access check may depend on an ACL change.
+    let out = send(&mut n, 2, 1, get_data("/a"), 0);
+    assert_eq!(last_reply(&out, 2).1, n.last_zxid());
+}
+
+#[test]
+fn without_early_reads_every_reply_is_stamped_with_the_last_zxid() {
+    let mut n = node();
+    open(&mut n, 1, 0);
+    send(&mut n, 1, 1, create("/a", 0), 0);
+    send(&mut n, 1, 2, create("/b", 0), 0);
+    let out = send(&mut n, 1, 3, get_data("/a"), 0);
+    let (h, after) = last_reply(&out, 1);
+    assert_eq!((h.zxid, after), (n.last_zxid(), n.last_zxid()));
+}
+
+#[test]
+fn one_event_for_many_watchers_shares_one_encoded_frame() {
+    let mut n = node();
+    for c in 1..=3 {
+        open(&mut n, c, 0);
+    }
+    send(&mut n, 1, 1, create("/w", 0), 0);
+    for c in 1..=3 {
+        send(
+            &mut n,
+            c,
+            10,
+            Request::GetData(PathWatch {
+                path: "/w".into(),
+                watch: true,
+            }),
+            0,
+        );
+    }
+    let out = send(
+        &mut n,
+        1,
+        11,
+        Request::SetData(corral_proto::request::SetDataRequest {
+            path: "/w".into(),
+            data: Some(Bytes::from_static(b"x")),
+            version: -1,
+        }),
+        0,
+    );
+    let events: Vec<&Bytes> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { frame, .. } if frame[4..8] == (-1i32).to_be_bytes() => Some(frame),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|f| f.as_ptr() == events[0].as_ptr()));
+    for c in 1..=3 {
+        assert!(
+            frames_for(&out, c, false).contains(&Got::Event(WatcherEvent {
+                event_type: EventType::NodeDataChanged.code(),
+                state: KeeperState::SyncConnected.code(),
+                path: "/w".into(),
+            }))
+        );
+    }
 }

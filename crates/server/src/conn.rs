@@ -7,7 +7,7 @@
 //! this connection only. The reader never parses bodies on the core: it decodes here, on
 //! whichever runtime thread runs this task, and sends typed requests.
 
-use crate::core::{ConnOut, CoreMsg};
+use crate::core::{ConnOut, CoreMsg, RequestIn, REQUESTS_PER_MSG_MAX};
 use crate::fourlw;
 use crate::stats::{ConnStats, ServerStats};
 use bytes::{Buf, BytesMut};
@@ -168,30 +168,61 @@ async fn run(
             _ = &mut writer_closed => None,
         };
         let Some(body) = body else { break };
-        let mut r = Reader::new(body.freeze());
-        let Ok(hdr) = RequestHeader::read(&mut r) else {
+        // This frame and every whole frame the same read brought go to the core as one
+        // message (a pipelining client sends many per read).
+        let mut reqs = Vec::new();
+        let mut ok = decode_into(body, &mut reqs);
+        while ok && reqs.len() < REQUESTS_PER_MSG_MAX {
+            match check(&buf, ctx.max_frame_bytes) {
+                FrameCheck::Complete { len } => {
+                    buf.advance(4);
+                    ok = decode_into(buf.split_to(len), &mut reqs);
+                }
+                // The next read_frame reports it (and closes).
+                FrameCheck::TooLarge { .. } | FrameCheck::Incomplete => break,
+            }
+        }
+        if !ok {
             tracing::debug!(%peer, "request frame shorter than its header; closing");
-            break;
-        };
-        let decoded = Request::decode(hdr.op, &mut r);
-        cstats.received.fetch_add(1, Relaxed);
-        cstats.queued.fetch_add(1, Relaxed);
-        ctx.stats.packets_received.fetch_add(1, Relaxed);
-        ctx.stats.outstanding.fetch_add(1, Relaxed);
-        let msg = CoreMsg::Request {
-            conn,
-            xid: hdr.xid,
-            op: hdr.op,
-            decoded,
-            received: Instant::now(),
-        };
-        if ctx.core.send(msg).await.is_err() {
+        }
+        if !reqs.is_empty() {
+            let n = reqs.len() as u64;
+            cstats.received.fetch_add(n, Relaxed);
+            cstats.queued.fetch_add(n as i64, Relaxed);
+            ctx.stats.packets_received.fetch_add(n, Relaxed);
+            ctx.stats.outstanding.fetch_add(n as i64, Relaxed);
+            let msg = CoreMsg::Requests {
+                conn,
+                reqs,
+                received: Instant::now(),
+            };
+            if ctx.core.send(msg).await.is_err() {
+                break;
+            }
+        }
+        if !ok {
             break;
         }
     }
     // The writer ends by itself: after a Close it has flushed and shut the socket; on EOF
     // it ends once the core, told of the disconnect, drops the connection's queue.
     drop(writer);
+    true
+}
+
+/// Decodes one request frame body into `reqs`; false if it is shorter than its header
+/// (the connection is then closed).
+fn decode_into(body: BytesMut, reqs: &mut Vec<RequestIn>) -> bool {
+    let mut r = Reader::new(body.freeze());
+    let Ok(hdr) = RequestHeader::read(&mut r) else {
+        return false;
+    };
+    let decoded = Request::decode(hdr.op, &mut r);
+    reqs.push(RequestIn {
+        xid: hdr.xid,
+        op: hdr.op,
+        decoded,
+    });
     true
 }
 

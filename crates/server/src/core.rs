@@ -13,13 +13,26 @@
 //! for the disk.
 //!
 //! Durability: the node applies a txn at once but its effects must not be seen before the
-//! txn is on disk. Every [`Output::Append`] goes to the log thread, and every frame or close
-//! emitted after it is held, in order, until the log reports that zxid durable. A read that
-//! observed an unsynced write therefore waits for it too, and nobody sees a state that a
-//! crash could take back.
+//! txn is on disk. Every [`Output::Append`] goes to the log thread.
+//! * Standalone: each frame carries the zxid it depends on (`after`: a write's own zxid,
+//!   the newest zxid a read observed, the txn that fired a notification), raised to the
+//!   previous need of its connection (FIFO). It goes at once if that is durable, else
+//!   into the [`ReleaseGate`], which the log thread drains after each sync. A read of
+//!   another session's unsynced write waits for it; a read of settled data does not wait
+//!   for unrelated fsyncs. Reads are stamped with a durable zxid (the node is told the
+//!   durable watermark before each request), closes wait for everything appended.
+//! * Ensemble: every frame or close emitted after an append is held, in order, until the
+//!   replica releases that zxid (committed by a quorum). The per-frame rule is not used
+//!   here: a learner applies committed txns it may not have synced yet, a leader's
+//!   release comes from the replica rather than the log thread, and the node would need
+//!   a "committed and applied here" watermark to stamp reads with; the simulator checks
+//!   the ensemble shell with this global hold.
+//!
+//! Either way nobody sees a state, or a zxid, that a crash could take back.
 
 use crate::durable::{self, LogCmd, LogEvent};
 use crate::fourlw;
+use crate::gate::ReleaseGate;
 use crate::settings::ServerSettings;
 use crate::stats::{ConnStats, ServerStats};
 use bytes::Bytes;
@@ -54,11 +67,11 @@ pub enum CoreMsg {
         out: ConnSender,
         stats: Arc<ConnStats>,
     },
-    Request {
+    /// The requests decoded from one socket read (at most [`REQUESTS_PER_MSG_MAX`]), in
+    /// order: one message and one core wake-up for a pipelined burst.
+    Requests {
         conn: ConnId,
-        xid: i32,
-        op: i32,
-        decoded: Result<Request, RequestError>,
+        reqs: Vec<RequestIn>,
         received: Instant,
     },
     Disconnected {
@@ -69,6 +82,17 @@ pub enum CoreMsg {
         reply: oneshot::Sender<String>,
     },
 }
+
+/// One decoded request frame.
+pub struct RequestIn {
+    pub xid: i32,
+    pub op: i32,
+    pub decoded: Result<Request, RequestError>,
+}
+
+/// Most requests a connection puts in one [`CoreMsg::Requests`]. With the channel's bound
+/// of `globalOutstandingLimit` messages, at most that many times this many requests wait.
+pub const REQUESTS_PER_MSG_MAX: usize = 64;
 
 /// How often the core looks for expired sessions and due reaper passes. Session buckets are
 /// a tick wide, so this only needs to be well below `tickTime`.
@@ -130,6 +154,9 @@ impl Default for Clock {
 pub(crate) struct ConnHandle {
     out: ConnSender,
     stats: Arc<ConnStats>,
+    /// Standalone: the need of the last frame given to this connection; later frames
+    /// need at least as much, so none overtakes a held one.
+    last_need: i64,
 }
 
 /// The core's handles on durable storage.
@@ -142,6 +169,8 @@ pub struct Storage {
     pub events_tx: mpsc::UnboundedSender<LogEvent>,
     /// The last zxid on disk when the core starts.
     pub durable_zxid: i64,
+    /// Standalone: the gate the log thread releases durable output through.
+    pub gate: Option<Arc<ReleaseGate>>,
 }
 
 /// What the core drives: a standalone pipeline, or an ensemble member.
@@ -220,10 +249,18 @@ impl Core {
     pub(crate) fn fail(&mut self, msg: String) {
         tracing::error!("this server stops serving: {msg}");
         self.held.clear();
+        if let Some(g) = &self.storage.gate {
+            g.clear();
+        }
         for (_, h) in self.conns.drain() {
             let _ = h.out.send(ConnOut::Close);
         }
         let _ = self.failed.send(Some(msg));
+    }
+
+    /// Output waiting for the disk or a commit.
+    pub(crate) fn held_len(&self) -> usize {
+        self.held.len() + self.storage.gate.as_ref().map_or(0, |g| g.held_len())
     }
 
     /// The request pipeline (standalone, or the member's).
@@ -245,7 +282,7 @@ impl Core {
         let mut batch = Vec::with_capacity(CORE_BATCH_MAX);
         self.flush_replica();
         loop {
-            let accepting = self.held.len() < HELD_OUTPUTS_MAX;
+            let accepting = self.held_len() < HELD_OUTPUTS_MAX;
             tokio::select! {
                 n = rx.recv_many(&mut batch, CORE_BATCH_MAX), if accepting => {
                     if n == 0 {
@@ -322,10 +359,20 @@ impl Core {
                 out,
                 stats,
             } => {
-                self.conns.insert(conn, ConnHandle { out, stats });
+                self.conns.insert(
+                    conn,
+                    ConnHandle {
+                        out,
+                        stats,
+                        last_need: 0,
+                    },
+                );
                 let now = self.clock.now();
                 match &mut self.engine {
                     Engine::Standalone(node) => {
+                        if let Some(g) = &self.storage.gate {
+                            node.set_durable_zxid(g.durable());
+                        }
                         node.connect(conn, &peer_ip, &req, now, &mut self.outputs)
                     }
                     Engine::Ensemble(r) => r.connect(conn, &peer_ip, &req, now, &mut self.routputs),
@@ -334,41 +381,12 @@ impl Core {
                 self.flush_outputs();
                 self.flush_replica();
             }
-            CoreMsg::Request {
+            CoreMsg::Requests {
                 conn,
-                xid,
-                op,
-                decoded,
+                reqs,
                 received,
             } => {
-                let now = self.clock.now();
-                let op_name = corral_proto::OpCode::from_i32(op)
-                    .map(|o| o.name())
-                    .unwrap_or("UNKN");
-                match &mut self.engine {
-                    Engine::Standalone(node) => {
-                        node.request(conn, xid, op, decoded, now, &mut self.outputs)
-                    }
-                    Engine::Ensemble(r) => {
-                        r.request(conn, xid, op, decoded, now, &mut self.routputs)
-                    }
-                }
-                let last_zxid = self.node().last_zxid();
-                let latency_ms = received.elapsed().as_millis() as u64;
-                self.stats.latency.record(latency_ms);
-                self.stats.outstanding.fetch_sub(1, Relaxed);
-                if let Some(h) = self.conns.get(&conn) {
-                    let s = &h.stats;
-                    s.queued.fetch_sub(1, Relaxed);
-                    s.latency.record(latency_ms);
-                    s.last_latency_ms.store(latency_ms, Relaxed);
-                    s.last_response_ms.store(now.wall_ms, Relaxed);
-                    if xid >= 0 {
-                        s.last_cxid.store(xid as i64, Relaxed);
-                    }
-                    s.last_zxid.store(last_zxid, Relaxed);
-                    *s.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_name;
-                }
+                self.request(conn, reqs, received);
                 self.flush_outputs();
                 self.flush_replica();
             }
@@ -383,6 +401,48 @@ impl Core {
                 let text = fourlw::render(&cmd, self);
                 let _ = reply.send(text);
             }
+        }
+    }
+
+    /// Hands a connection's batch of requests to the node, in order; their outputs wait in
+    /// `outputs` (or `routputs`) for the caller's flush. Per-connection stats are
+    /// published once per batch.
+    fn request(&mut self, conn: ConnId, reqs: Vec<RequestIn>, received: Instant) {
+        // One clock reading per batch: the requests arrived together.
+        let now = self.clock.now();
+        let latency_ms = received.elapsed().as_millis() as u64;
+        let n = reqs.len();
+        let mut last = None;
+        for RequestIn { xid, op, decoded } in reqs {
+            last = Some((xid, op));
+            match &mut self.engine {
+                Engine::Standalone(node) => {
+                    if let Some(g) = &self.storage.gate {
+                        node.set_durable_zxid(g.durable());
+                    }
+                    node.request(conn, xid, op, decoded, now, &mut self.outputs)
+                }
+                Engine::Ensemble(r) => r.request(conn, xid, op, decoded, now, &mut self.routputs),
+            }
+        }
+        let Some((xid, op)) = last else { return };
+        self.stats.latency.record_n(latency_ms, n as u64);
+        self.stats.outstanding.fetch_sub(n as i64, Relaxed);
+        let last_zxid = self.node().last_zxid();
+        if let Some(h) = self.conns.get(&conn) {
+            let s = &h.stats;
+            s.queued.fetch_sub(n as i64, Relaxed);
+            s.latency.record_n(latency_ms, n as u64);
+            s.last_latency_ms.store(latency_ms, Relaxed);
+            s.last_response_ms.store(now.wall_ms, Relaxed);
+            if xid >= 0 {
+                s.last_cxid.store(xid as i64, Relaxed);
+            }
+            s.last_zxid.store(last_zxid, Relaxed);
+            let op_name = corral_proto::OpCode::from_i32(op)
+                .map(|o| o.name())
+                .unwrap_or("UNKN");
+            *s.last_op.lock().unwrap_or_else(|e| e.into_inner()) = op_name;
         }
     }
 
@@ -418,6 +478,24 @@ impl Core {
                 // reports separately; the held outputs then never go out.
                 let _ = self.storage.log.send(LogCmd::Append(entry));
             }
+            Output::Send { conn, frame, after } if self.storage.gate.is_some() => {
+                let Some(h) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                h.last_need = h.last_need.max(after);
+                let need = h.last_need;
+                self.standalone_send(need, conn, ConnOut::Frame(frame));
+            }
+            Output::Close { conn } if self.storage.gate.is_some() => {
+                // A close waits for everything appended so far (an expiry's or a
+                // closeSession's txn, and whatever the connection was sent).
+                let need = match self.conns.get(&conn) {
+                    Some(h) => h.last_need.max(self.appended_zxid),
+                    None => return,
+                };
+                self.standalone_send(need, conn, ConnOut::Close);
+                self.conns.remove(&conn);
+            }
             other => {
                 if self.appended_zxid > self.released_zxid || !self.held.is_empty() {
                     self.held.push_back((self.appended_zxid, other));
@@ -425,6 +503,19 @@ impl Core {
                     self.execute(other);
                 }
             }
+        }
+    }
+
+    /// Standalone: sends `out` to `conn` now if `need` is released, else holds it in the
+    /// gate (which sends it at once if the log synced past `need` meanwhile).
+    fn standalone_send(&self, need: i64, conn: ConnId, out: ConnOut) {
+        let (Some(h), Some(gate)) = (self.conns.get(&conn), &self.storage.gate) else {
+            return;
+        };
+        if need <= gate.released() {
+            let _ = h.out.send(out);
+        } else {
+            gate.hold(need, &h.out, out);
         }
     }
 
@@ -444,7 +535,7 @@ impl Core {
 
     pub(crate) fn execute(&mut self, o: Output) {
         match o {
-            Output::Send { conn, frame } => {
+            Output::Send { conn, frame, .. } => {
                 if let Some(h) = self.conns.get(&conn) {
                     let _ = h.out.send(ConnOut::Frame(frame));
                 }
@@ -467,6 +558,9 @@ impl Core {
             LogEvent::Durable(zxid) => {
                 self.durable_zxid = self.durable_zxid.max(zxid);
                 match &mut self.engine {
+                    // The log thread has already released through the gate; this event
+                    // only wakes a core that stopped taking requests.
+                    Engine::Standalone(_) if self.storage.gate.is_some() => {}
                     Engine::Standalone(_) => self.release(zxid),
                     Engine::Ensemble(r) => {
                         let now = self.clock.now();
@@ -498,6 +592,9 @@ impl Core {
                 // durable. Stop serving; recovery on restart decides what survived.
                 tracing::error!("txn log write or fsync failed, this server stops serving: {msg}");
                 self.held.clear();
+                if let Some(g) = &self.storage.gate {
+                    g.clear();
+                }
                 for (_, h) in self.conns.drain() {
                     let _ = h.out.send(ConnOut::Close);
                 }

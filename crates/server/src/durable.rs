@@ -9,13 +9,18 @@
 //! * the log thread appends everything queued, then syncs once (group commit: under load
 //!   many txns share one fsync; under light load each txn gets its own immediately, so
 //!   batching adds no latency), then reports [`LogEvent::Durable`] with the highest zxid
-//!   now on disk; the core releases replies only up to that zxid;
+//!   now on disk; the core releases replies only up to that zxid. A standalone server
+//!   passes a [`ReleaseGate`]: the log thread then advances it itself, handing the held
+//!   replies straight to their connections, and reports `Durable` to the core only when
+//!   the core may have stopped taking requests because too much was held;
 //! * when the trigger fires, the log thread rolls to a new file and reports
 //!   [`LogEvent::SnapshotDue`]; the core then hands a copy-on-write clone of the tree to
 //!   [`spawn_snapshot`];
 //! * a failed write or fsync latches: the log thread reports [`LogEvent::Failed`] once and
 //!   stops; it never retries an fsync. The core then stops serving.
 
+use crate::core::HELD_OUTPUTS_MAX;
+use crate::gate::ReleaseGate;
 use corral_proto::TxnEntry;
 use corral_storage::fs::FileSystem;
 use corral_storage::layout::DataDirs;
@@ -81,6 +86,7 @@ pub fn spawn_log_thread(
     last_zxid: i64,
     settings: LogSettings,
     events: mpsc::UnboundedSender<LogEvent>,
+    gate: Option<Arc<ReleaseGate>>,
 ) -> std::io::Result<(std_mpsc::Sender<LogCmd>, std::thread::JoinHandle<()>)> {
     let writer = TxnLogWriter::new(fs.clone(), &dirs.log_dir, Some(last_zxid), settings.writer)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -88,7 +94,7 @@ pub fn spawn_log_thread(
     let dirs = dirs.clone();
     let handle = std::thread::Builder::new()
         .name("corral-txnlog".into())
-        .spawn(move || log_loop(writer, rx, settings, events, fs, dirs))?;
+        .spawn(move || log_loop(writer, rx, settings, events, gate, fs, dirs))?;
     Ok((tx, handle))
 }
 
@@ -115,6 +121,7 @@ fn log_loop(
     rx: std_mpsc::Receiver<LogCmd>,
     settings: LogSettings,
     events: mpsc::UnboundedSender<LogEvent>,
+    gate: Option<Arc<ReleaseGate>>,
     fs: Arc<dyn FileSystem>,
     dirs: DataDirs,
 ) {
@@ -191,7 +198,17 @@ fn log_loop(
             return;
         }
         if let Some(z) = last {
-            let _ = events.send(LogEvent::Durable(z));
+            match &gate {
+                Some(g) => {
+                    if g.advance(z) >= HELD_OUTPUTS_MAX {
+                        // The core may be waiting for room: wake it.
+                        let _ = events.send(LogEvent::Durable(z));
+                    }
+                }
+                None => {
+                    let _ = events.send(LogEvent::Durable(z));
+                }
+            }
         }
         if snapshot_due {
             let _ = events.send(LogEvent::SnapshotDue);

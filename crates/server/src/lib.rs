@@ -9,6 +9,7 @@ pub mod durable;
 pub mod election_net;
 pub mod ensemble;
 pub mod fourlw;
+pub mod gate;
 pub mod quorum_net;
 pub mod run;
 pub mod settings;

@@ -159,12 +159,18 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
             settings.server_id,
         ),
     };
+    // Standalone: the log thread releases durable replies itself.
+    let gate = settings
+        .quorum
+        .is_none()
+        .then(|| Arc::new(crate::gate::ReleaseGate::new(last_zxid)));
     let (log_tx, log_thread) = durable::spawn_log_thread(
         fs.clone(),
         &dirs,
         last_zxid,
         log_settings,
         events_tx.clone(),
+        gate.clone(),
     )
     .map_err(|e| format!("cannot open the txn log in {}: {e}", dirs.log_dir.display()))?;
     let storage = Storage {
@@ -174,6 +180,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
         events: events_rx,
         events_tx,
         durable_zxid: last_zxid,
+        gate,
     };
     let stats = Arc::new(ServerStats::new(now.wall_ms));
     let settings = Arc::new(settings);

@@ -156,8 +156,13 @@ impl Latency {
     }
 
     pub fn record(&self, ms: u64) {
-        self.count.fetch_add(1, Relaxed);
-        self.total_ms.fetch_add(ms, Relaxed);
+        self.record_n(ms, 1);
+    }
+
+    /// Records `n` requests that each took `ms` (a batch that arrived together).
+    pub fn record_n(&self, ms: u64, n: u64) {
+        self.count.fetch_add(n, Relaxed);
+        self.total_ms.fetch_add(ms.saturating_mul(n), Relaxed);
         self.min_ms.fetch_min(ms, Relaxed);
         self.max_ms.fetch_max(ms, Relaxed);
     }

@@ -1644,7 +1644,9 @@ impl Sim {
 
     fn client_effect(&mut self, sid: Sid, o: Output) {
         match o {
-            Output::Send { conn, frame } => self.csend(conn, false, None, Some(SMsg::Frame(frame))),
+            Output::Send { conn, frame, .. } => {
+                self.csend(conn, false, None, Some(SMsg::Frame(frame)))
+            }
             Output::Close { conn } => {
                 if let Some(l) = self.live(sid) {
                     l.replica.disconnected(conn);

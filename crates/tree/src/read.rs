@@ -16,7 +16,7 @@ use crate::tree::DataTree;
 use crate::watch::{CHILD_ALL, CHILD_STANDARD, DATA_ALL, DATA_STANDARD, PERSISTENT, RECURSIVE};
 use crate::{Caller, WatchNotification};
 use corral_proto::request::{PathType, PathWatch, SetWatches};
-use corral_proto::{ErrorCode, EventType, Id, MultiResult, Request, Response, WatcherType};
+use corral_proto::{ErrorCode, EventType, Id, MultiResult, Request, Response, Stat, WatcherType};
 
 impl DataTree {
     /// Keeps the session's ids current for event filtering. Only sessions that watch
@@ -101,6 +101,35 @@ impl DataTree {
         } else {
             Response::GetChildren { children }
         })
+    }
+
+    /// getChildren / getChildren2 without building an owned list of names: checks and
+    /// registers the watch exactly as [`DataTree::read`] does, and hands the stat and the
+    /// children's names to `encode` (the node writes them straight into the reply frame;
+    /// a lock directory's listing would otherwise cost one allocation per child).
+    pub fn read_children<R>(
+        &mut self,
+        caller: &Caller,
+        req: &PathWatch,
+        encode: impl FnOnce(Stat, &[&str]) -> R,
+    ) -> Result<R, ErrorCode> {
+        self.remember_auth(caller, req.watch);
+        let id = self.lookup(&req.path).ok_or(ErrorCode::NoNode)?;
+        let n = self.arena.get(id);
+        self.check_read(caller, self.acls.get(n.acl), need::READ)?;
+        let stat = self.client_stat(n);
+        let names: Vec<&str> = self
+            .children_ids(id)
+            .into_iter()
+            .map(|c| &*self.arena.get(c).name)
+            .collect();
+        let encoded = encode(stat, &names);
+        drop(names);
+        if req.watch {
+            self.watches
+                .add(&req.path, caller.session_id, CHILD_STANDARD);
+        }
+        Ok(encoded)
     }
 
     /// exists checks no permission in ZooKeeper 3.8 (FinalRequestProcessor carries a
