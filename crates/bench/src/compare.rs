@@ -934,6 +934,7 @@ mod tests {
             events_per_op: 1,
             server_cpu_s: None,
             member_cpu_s: Vec::new(),
+            open_loop: None,
         }
     }
 

@@ -34,6 +34,7 @@ pub mod cluster;
 pub mod compare;
 pub mod hist;
 pub mod json;
+pub mod rate;
 pub mod report;
 pub mod run;
 
