@@ -32,7 +32,10 @@ pub struct Schedule {
 impl Schedule {
     /// `rate` > 0 ops/s, `sessions` > 0.
     pub fn new(rate: u64, sessions: usize) -> Schedule {
-        assert!(rate > 0 && sessions > 0, "a schedule needs a rate and a session");
+        assert!(
+            rate > 0 && sessions > 0,
+            "a schedule needs a rate and a session"
+        );
         Schedule { rate, sessions }
     }
 
@@ -108,7 +111,11 @@ mod tests {
         assert_eq!(s.offset(0), Duration::ZERO);
         assert_eq!(s.offset(1), Duration::from_nanos(333_333_333));
         assert_eq!(s.offset(2), Duration::from_nanos(666_666_666));
-        assert_eq!(s.offset(3), Duration::from_secs(1), "no accumulated rounding");
+        assert_eq!(
+            s.offset(3),
+            Duration::from_secs(1),
+            "no accumulated rounding"
+        );
         assert_eq!(s.offset(3_000_000), Duration::from_secs(1_000_000));
         let fast = Schedule::new(RATE_MAX, 1);
         assert_eq!(fast.offset(1), Duration::from_micros(1));
@@ -146,7 +153,11 @@ mod tests {
         assert_eq!(t.slot(true, true, on_time), Slot::Issued);
         assert_eq!(t.slot(true, true, behind), Slot::Issued);
         assert_eq!(t.slot(true, false, on_time), Slot::Missed);
-        assert_eq!(t.slot(true, false, behind), Slot::Missed, "a miss is not also late");
+        assert_eq!(
+            t.slot(true, false, behind),
+            Slot::Missed,
+            "a miss is not also late"
+        );
         assert_eq!(t.slot(false, false, behind), Slot::Missed, "warm-up");
         assert_eq!(t.slot(false, true, behind), Slot::Issued, "warm-up");
         assert_eq!(

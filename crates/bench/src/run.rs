@@ -696,9 +696,7 @@ fn pace(sched: Schedule, win: Window, tx: mpsc::UnboundedSender<u64>, stop: &Ato
             std::thread::sleep((intended - now).min(PACER_NAP_MAX));
             continue;
         }
-        let due = sched
-            .due(now.duration_since(win.start))
-            .min(PACED_OPS_MAX);
+        let due = sched.due(now.duration_since(win.start)).min(PACED_OPS_MAX);
         while next < due {
             if win.start + sched.offset(next) >= win.end || tx.send(next).is_err() {
                 return;
