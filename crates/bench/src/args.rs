@@ -172,11 +172,12 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub sessions: usize,
 
-    /// Requests in flight per session (pipelined on its connection).
+    /// Requests in flight per session (pipelined on its connection); closed loop only.
     #[arg(long, default_value_t = 16)]
     pub inflight: usize,
 
-    /// Requests in flight over all sessions (default: sessions × inflight).
+    /// Requests in flight over all sessions (default: sessions × inflight); with --rate,
+    /// ops that come due while this many are outstanding are missed (counted, not sent).
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
 
