@@ -73,6 +73,12 @@ impl Workload {
         Workload::ALL.into_iter().find(|w| w.name() == s)
     }
 
+    /// Whether `--rate` drives the workload. watch-fanout's op is a round over every watcher
+    /// and serial is one request at a time by definition; both stay closed-loop.
+    pub fn rate_driven(self) -> bool {
+        !matches!(self, Workload::WatchFanout | Workload::Serial)
+    }
+
     /// Whether the workload reads or writes the pre-created keys.
     pub fn uses_keys(self) -> bool {
         matches!(
@@ -102,6 +108,18 @@ Workloads (--workload, repeatable or comma-separated, or `all`):
                  watcher got its notification; they re-arm and it repeats
   serial         one session, one request at a time, alternating getData and setData;
                  reported as serial-read and serial-write
+
+Open loop (--rate R): instead of keeping requests outstanding as fast as the server answers,
+ops are issued on a fixed schedule of R ops/s in total (intended start times 1/R apart, dealt
+round robin to the --sessions sessions), whatever the server does. Latency is measured from
+each op's intended start, so a server that stalls is charged for the queueing it causes. At
+most --max-inflight ops are outstanding; an op that comes due when the cap is full is not
+sent and is counted as missed. The table shows, under each row, the offered rate, the
+achieved ops/s, the missed ops and those issued over 1 ms late (the load generator was
+behind). Applies to read, write, mixed, create-delete (each op deletes a node its session
+created earlier if one is ready, else creates one), lock and session; watch-fanout and serial
+are not rate-driven and run closed-loop as without --rate. --inflight only sets the default
+--max-inflight then. With --compare both servers get the same rate.
 
 --compare starts two servers from launch commands with the same generated zoo.cfg (a free
 127.0.0.1 port, a fresh dataDir, forceSync=yes, maxClientCnxns=0), substituting {cfg} (and
@@ -154,13 +172,19 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub sessions: usize,
 
-    /// Requests in flight per session (pipelined on its connection).
+    /// Requests in flight per session (pipelined on its connection); closed loop only.
     #[arg(long, default_value_t = 16)]
     pub inflight: usize,
 
-    /// Requests in flight over all sessions (default: sessions × inflight).
+    /// Requests in flight over all sessions (default: sessions × inflight); with --rate,
+    /// ops that come due while this many are outstanding are missed (counted, not sent).
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
+
+    /// Open loop: offer OPS ops/s in total on a fixed schedule, latency from each op's
+    /// intended start (default: closed loop); not for watch-fanout and serial.
+    #[arg(long, value_name = "OPS")]
+    pub rate: Option<u64>,
 
     /// Warm-up before measuring, per workload (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -257,6 +281,8 @@ pub struct Settings {
     pub sessions: usize,
     pub inflight: usize,
     pub max_inflight: usize,
+    /// Open-loop offered load in ops/s (`--rate`); `None` is the closed loop.
+    pub rate: Option<u64>,
     pub warmup: Duration,
     pub duration: Duration,
     pub keys: usize,
@@ -357,6 +383,11 @@ impl Settings {
         check((1..=INFLIGHT_TOTAL_MAX).contains(&max_inflight), || {
             format!("--max-inflight must be 1..={INFLIGHT_TOTAL_MAX}")
         })?;
+        if let Some(r) = a.rate {
+            check((1..=crate::rate::RATE_MAX).contains(&r), || {
+                format!("--rate must be 1..={}", crate::rate::RATE_MAX)
+            })?;
+        }
         check(!a.duration.is_zero(), || "--duration must be > 0".into())?;
         check((1..=KEYS_MAX).contains(&a.keys), || {
             format!("--keys must be 1..={KEYS_MAX}")
@@ -416,6 +447,7 @@ impl Settings {
             sessions: a.sessions,
             inflight: a.inflight,
             max_inflight,
+            rate: a.rate,
             warmup: a.warmup,
             duration: a.duration,
             keys: a.keys,
@@ -493,6 +525,7 @@ mod tests {
         assert_eq!(s.watchers, 1_000);
         assert!(s.progress);
         assert!(s.compare.is_none());
+        assert_eq!(s.rate, None, "closed loop by default");
     }
 
     #[test]
@@ -556,6 +589,10 @@ mod tests {
         assert!(run(&["--duration", "0s"]).is_err());
         assert!(run(&["--value-size", "600000"]).is_err());
         assert!(run(&["--keys", "x"]).is_err());
+        assert_eq!(run(&["--rate", "5000"]).unwrap().rate, Some(5000));
+        assert!(run(&["--rate", "0"]).is_err());
+        assert!(run(&["--rate", "2000000"]).is_err());
+        assert!(run(&["--rate", "1.5"]).is_err());
         assert!(run(&["--no-such-flag"]).is_err());
     }
 
@@ -611,6 +648,7 @@ mod tests {
                     assert!(t.contains(w.name()), "help lacks {}", w.name());
                 }
                 assert!(t.contains("--compare"));
+                assert!(t.contains("--rate"));
             }
             Parsed::Run(_) => panic!("--help ran"),
         }

@@ -586,6 +586,7 @@ impl CompareReport {
                 text(r.cpu_per_op),
             ));
         }
+        out.push_str(&self.open_loop_lines());
         let ensembles = !(self.a.members.is_empty() && self.b.members.is_empty());
         out.push_str(&format!(
             "\nresident memory (VmRSS) at the end of each round{}:\n{:<7} {:>12} {:>12}\n",
@@ -634,6 +635,46 @@ impl CompareReport {
                     ));
                 }
             }
+        }
+        out
+    }
+
+    /// For open-loop rows (`--rate`): the offered rate both sides got and, per workload and
+    /// side, the schedule's misses and late sends summed over the rounds, so that a side
+    /// whose achieved ops/s fell short of the target is visible. Empty for a closed loop.
+    fn open_loop_lines(&self) -> String {
+        let Some(first) = self.rounds.first() else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for r0 in first.a.rows.iter().filter(|r| r.open_loop.is_some()) {
+            let sum = |side: fn(&Round) -> &Side| {
+                let mut t = (0u64, 0u64, 0u64, 0u64);
+                for round in &self.rounds {
+                    if let Some(o) = find(&side(round).rows, &r0.name).and_then(|r| r.open_loop) {
+                        t = (o.rate, t.1 + o.offered, t.2 + o.missed, t.3 + o.late);
+                    }
+                }
+                t
+            };
+            let (rate, offered_a, missed_a, late_a) = sum(|r| &r.a);
+            let (_, offered_b, missed_b, late_b) = sum(|r| &r.b);
+            out.push_str(&format!(
+                "{:<14} open loop at {} ops/s: missed {} {} / {} {}, late {} {} / {} {} \
+                 (of {} / {} scheduled)\n",
+                r0.name,
+                group(rate),
+                self.a.label,
+                group(missed_a),
+                self.b.label,
+                group(missed_b),
+                self.a.label,
+                group(late_a),
+                self.b.label,
+                group(late_b),
+                group(offered_a),
+                group(offered_b),
+            ));
         }
         out
     }
@@ -934,6 +975,7 @@ mod tests {
             events_per_op: 1,
             server_cpu_s: None,
             member_cpu_s: Vec::new(),
+            open_loop: None,
         }
     }
 
@@ -976,5 +1018,39 @@ mod tests {
         let text = rep.summary_table();
         assert!(text.contains("2.83 [2.00..4.00]"), "{text}");
         assert!(text.contains("2.0"), "rss in MiB: {text}");
+        assert!(!text.contains("open loop"), "closed loop: {text}");
+
+        let open = |missed| {
+            let mut r = row("read", 100, 50);
+            r.open_loop = Some(crate::report::OpenLoop {
+                rate: 100,
+                offered: 100,
+                missed,
+                late: 0,
+            });
+            Side {
+                rows: vec![r],
+                ..side(100, 50)
+            }
+        };
+        let rep = CompareReport {
+            rounds: vec![
+                Round {
+                    a: open(0),
+                    b: open(3),
+                },
+                Round {
+                    a: open(1),
+                    b: open(4),
+                },
+            ],
+            ..rep
+        };
+        let text = rep.summary_table();
+        assert!(
+            text.contains("read           open loop at 100 ops/s: missed fast 1 / slow 7"),
+            "{text}"
+        );
+        assert!(text.contains("(of 200 / 200 scheduled)"), "{text}");
     }
 }

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Shape: [`args`] parses and validates the command line into [`args::Settings`]; [`run`]
-//! drives the workloads against one server (setup of `/corral-bench`, closed-loop workers,
+//! drives the workloads against one server (setup of `/corral-bench`, closed-loop workers
+//! or the open-loop pacer of [`rate`],
 //! progress lines, cleanup) and returns [`report::Row`]s; [`compare`] starts two servers (or,
 //! with [`cluster`], two replicated ensembles) from launch commands, runs the suite on each in
 //! turn for some rounds and computes A/B ratios;
@@ -20,6 +21,12 @@
 //! the measured window after the warm-up; latency is per op, in microseconds, from just
 //! before the request is handed to the client to its reply (so it includes the client's own
 //! queueing).
+//!
+//! Open loop (`--rate R`, [`rate`]): read, write, mixed, create-delete, lock and session can
+//! instead be offered a fixed R ops/s (intended starts 1/R apart, round robin over the
+//! sessions) with latency from each op's intended start, at most `--max-inflight` ops
+//! outstanding, and ops that come due with the cap full counted as missed. watch-fanout and
+//! serial stay closed-loop. `--compare` offers both servers the same rate.
 //!
 //! What an op is: one request (read, write, mixed, create-delete, serial), one cycle (lock:
 //! create ephemeral-sequential + getChildren + delete; session: connect + close), or one
@@ -34,6 +41,7 @@ pub mod cluster;
 pub mod compare;
 pub mod hist;
 pub mod json;
+pub mod rate;
 pub mod report;
 pub mod run;
 

@@ -49,6 +49,22 @@ pub struct Row {
     pub server_cpu_s: Option<f64>,
     /// An ensemble's CPU time per member (in member order); empty for one server.
     pub member_cpu_s: Vec<f64>,
+    /// Open loop (`--rate`): the offered ops/s and what became of the ops it scheduled in
+    /// the measured window; `None` for a closed-loop row.
+    pub open_loop: Option<OpenLoop>,
+}
+
+/// The schedule's side of an open-loop row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpenLoop {
+    /// Offered load, ops/s.
+    pub rate: u64,
+    /// Ops scheduled with an intended start in the measured window.
+    pub offered: u64,
+    /// Of those, not sent because `--max-inflight` ops were outstanding.
+    pub missed: u64,
+    /// Of those, sent over 1 ms after their intended start (the load generator was behind).
+    pub late: u64,
 }
 
 impl Row {
@@ -132,6 +148,19 @@ impl Row {
                 },
             ),
             (
+                "open_loop",
+                self.open_loop
+                    .map(|o| {
+                        Json::obj([
+                            ("rate", Json::UInt(o.rate)),
+                            ("offered", Json::UInt(o.offered)),
+                            ("missed", Json::UInt(o.missed)),
+                            ("late", Json::UInt(o.late)),
+                        ])
+                    })
+                    .unwrap_or(Json::Null),
+            ),
+            (
                 "first_error",
                 self.first_error
                     .clone()
@@ -156,6 +185,7 @@ pub fn settings_json(s: &Settings) -> Json {
         ("sessions", Json::UInt(s.sessions as u64)),
         ("inflight_per_session", Json::UInt(s.inflight as u64)),
         ("max_inflight", Json::UInt(s.max_inflight as u64)),
+        ("rate", s.rate.map(Json::UInt).unwrap_or(Json::Null)),
         ("warmup_s", Json::Num(s.warmup.as_secs_f64())),
         ("duration_s", Json::Num(s.duration.as_secs_f64())),
         ("keys", Json::UInt(s.keys as u64)),
@@ -219,11 +249,27 @@ pub fn table(rows: &[Row]) -> String {
                 group((r.ops_per_sec() * r.events_per_op as f64).round() as u64)
             ));
         }
+        if let Some(o) = &r.open_loop {
+            out.push_str(&format!("{:<14} {}\n", "", open_loop_note(r, o)));
+        }
         if let Some(e) = &r.first_error {
             out.push_str(&format!("{:<14} first error: {e}\n", ""));
         }
     }
     out
+}
+
+/// The line under an open-loop row: target and achieved rate, and the schedule's misses.
+pub fn open_loop_note(r: &Row, o: &OpenLoop) -> String {
+    format!(
+        "open loop: target {} ops/s, achieved {} ops/s; {} missed (in-flight cap full), \
+         {} sent over 1 ms late, of {} scheduled",
+        group(o.rate),
+        group(r.ops_per_sec().round() as u64),
+        group(o.missed),
+        group(o.late),
+        group(o.offered)
+    )
 }
 
 #[cfg(test)]
@@ -255,6 +301,7 @@ mod tests {
             events_per_op: 1,
             server_cpu_s: Some(0.002),
             member_cpu_s: Vec::new(),
+            open_loop: None,
         };
         assert_eq!(r.ops_per_sec(), 2.0);
         assert_eq!(r.server_cpu_us_per_op(), Some(500.0));
@@ -266,5 +313,23 @@ mod tests {
         assert!(j.contains("\"p50\": 200"), "{j}");
         assert!(j.contains("\"server_cpu_us_per_op\": 500"), "{j}");
         assert!(t.lines().nth(1).unwrap().ends_with(" 500.0"), "{t}");
+        assert!(!t.contains("open loop") && j.contains("\"open_loop\": null"));
+
+        let open = Row {
+            open_loop: Some(OpenLoop {
+                rate: 3,
+                offered: 6,
+                missed: 2,
+                late: 1,
+            }),
+            ..r
+        };
+        let t = table(std::slice::from_ref(&open));
+        assert!(
+            t.contains("open loop: target 3 ops/s, achieved 2 ops/s; 2 missed"),
+            "{t}"
+        );
+        let j = open.to_json().to_pretty();
+        assert!(j.contains("\"missed\": 2"), "{j}");
     }
 }

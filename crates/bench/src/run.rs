@@ -22,12 +22,20 @@
 //! (Ctrl-C) is set; every request has [`REQUEST_TIMEOUT`]; setup and cleanup are capped in
 //! node count and time.
 //!
-//! Threading: runs on the caller's tokio runtime; workers are tasks; results are merged after
+//! Open loop (`--rate`, see [`crate::rate`]): a pacer thread sends each op's index when its
+//! intended start comes (a plain thread, because tokio's timer has 1 ms granularity and
+//! would issue ops in 1 ms batches); one dispatcher task takes a permit of the in-flight cap
+//! without waiting (none free: the op is missed and counted) and spawns the op on its
+//! session. Latency runs from the intended start to the reply; the completed-in-window
+//! rule for counting ops is the same as in the closed loop.
+//!
+//! Threading: runs on the caller's tokio runtime (plus the pacer thread in open loop); workers are tasks; results are merged after
 //! they are joined.
 
 use crate::args::{Settings, Workload};
 use crate::hist::Histogram;
-use crate::report::{Row, Unit};
+use crate::rate::{Schedule, Tally};
+use crate::report::{OpenLoop, Row, Unit};
 use corral_client::{acls, Acl, Client, ClientOptions, CreateMode, Error};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,6 +72,10 @@ const FANOUT_ROUNDS_MAX: u64 = 1_000_000;
 const FANOUT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed op, so that a dead server does not turn a worker into a busy loop.
 const ERROR_BACKOFF: Duration = Duration::from_millis(1);
+/// Most ops one open-loop workload schedules (time is the usual bound).
+const PACED_OPS_MAX: u64 = 10_000_000_000;
+/// Longest single sleep of the pacer thread, so that it notices Ctrl-C.
+const PACER_NAP_MAX: Duration = Duration::from_millis(50);
 /// Interval of the progress lines.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -578,6 +590,7 @@ fn make_row(name: &str, unit: Unit, s: &Settings, outs: &[WorkerOut], tag: usize
         events_per_op: 1,
         server_cpu_s: None,
         member_cpu_s: Vec::new(),
+        open_loop: None,
     }
 }
 
@@ -669,6 +682,200 @@ async fn closed_loop(
         }
     }
     rows
+}
+
+/// The pacer thread of an open-loop workload: sends the index of each op of `sched` when its
+/// intended start (from `win.start`) has come, until the window ends, Ctrl-C, or the
+/// dispatcher hangs up. Ops that came due while it slept are sent at once, in order.
+fn pace(sched: Schedule, win: Window, tx: mpsc::UnboundedSender<u64>, stop: &AtomicBool) {
+    let mut next = 0u64;
+    while next < PACED_OPS_MAX && !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let intended = win.start + sched.offset(next);
+        if now < intended {
+            std::thread::sleep((intended - now).min(PACER_NAP_MAX));
+            continue;
+        }
+        let due = sched.due(now.duration_since(win.start)).min(PACED_OPS_MAX);
+        while next < due {
+            if win.start + sched.offset(next) >= win.end || tx.send(next).is_err() {
+                return;
+            }
+            next += 1;
+        }
+    }
+}
+
+/// One open-loop op. create-delete keeps its two requests as separate ops of the schedule:
+/// an op deletes a node its session created earlier if one is ready, else creates one (so
+/// the two alternate while the server keeps up). The others are [`one_op`].
+async fn rate_op(
+    w: Workload,
+    c: &Client,
+    st: &mut WorkerState,
+    sh: &Shared,
+    created: &std::sync::Mutex<Vec<String>>,
+) -> Result<usize, Error> {
+    if w != Workload::CreateDelete {
+        return one_op(w, c, st, sh).await;
+    }
+    let ready = created.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    match ready {
+        Some(p) => c.delete(&p, -1).await.map(|_| 0),
+        None => {
+            one_op(w, c, st, sh).await?;
+            if let Some(p) = st.pending.take() {
+                created.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// What an open-loop op task hands back: its result (the tag, see [`WorkerOut`]), its
+/// intended start and when its reply came.
+type Done = (Result<usize, Error>, Instant, Instant);
+
+fn record_done(out: &mut WorkerOut, counters: &Counters, win: Window, done: Done) {
+    let (r, intended, t1) = done;
+    counters.done.fetch_add(1, Ordering::Relaxed);
+    match r {
+        Ok(tag) => {
+            if win.contains(t1) {
+                out.hists[tag].record(t1.duration_since(intended).as_micros() as u64);
+                out.ops[tag] += 1;
+            }
+        }
+        Err(e) => {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            if win.contains(t1) {
+                out.errors += 1;
+            }
+            out.first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// Runs one workload open-loop at `rate` ops/s over the suite's sessions (see the module
+/// docs). Needs `w.rate_driven()`.
+#[allow(clippy::too_many_arguments)]
+async fn open_loop(
+    w: Workload,
+    rate: u64,
+    s: &Settings,
+    label: &str,
+    clients: &[Client],
+    sh: &Arc<Shared>,
+    rng: &mut Rng,
+    server_pids: &[u32],
+    stop: &Arc<AtomicBool>,
+) -> Vec<Row> {
+    let sched = Schedule::new(rate, clients.len());
+    let sem = Arc::new(Semaphore::new(s.max_inflight));
+    let counters = Arc::new(Counters::default());
+    let win = Window::new(s);
+    let _ticker = Ticker::start(
+        s.progress,
+        format!("{label}{} @{rate}/s", w.name()),
+        win,
+        counters.clone(),
+    );
+    let probe = spawn_cpu_probe(server_pids, win);
+    let mut out = WorkerOut {
+        hists: [Histogram::new(), Histogram::new()],
+        ops: [0; 2],
+        errors: 0,
+        first_error: None,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    let pacer = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("bench-pacer".into())
+            .spawn(move || pace(sched, win, tx, &stop))
+    };
+    let created: Vec<Arc<std::sync::Mutex<Vec<String>>>> =
+        clients.iter().map(|_| Arc::default()).collect();
+    let mut tally = Tally::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    match &pacer {
+        Err(e) => out.first_error = Some(format!("cannot start the pacer thread: {e}")),
+        Ok(_) => {
+            while let Some(k) = rx.recv().await {
+                let intended = win.start + sched.offset(k);
+                let permit = sem.clone().try_acquire_owned().ok();
+                tally.slot(
+                    win.contains(intended),
+                    permit.is_some(),
+                    Instant::now().saturating_duration_since(intended),
+                );
+                if let Some(permit) = permit {
+                    let j = sched.session_of(k);
+                    let (c, sh, created) = (clients[j].clone(), sh.clone(), created[j].clone());
+                    let mut st = WorkerState {
+                        id: k as usize,
+                        rng: Rng::new(rng.next_u64()),
+                        seq: 0,
+                        pending: None,
+                    };
+                    tasks.spawn(async move {
+                        let r = rate_op(w, &c, &mut st, &sh, &created).await;
+                        drop(permit);
+                        (r, intended, Instant::now())
+                    });
+                }
+                while let Some(done) = tasks.try_join_next() {
+                    match done {
+                        Ok(d) => record_done(&mut out, &counters, win, d),
+                        Err(e) => {
+                            out.errors += 1;
+                            out.first_error
+                                .get_or_insert_with(|| format!("op task failed: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The channel closed: the pacer has returned (or never started), so this join is
+    // immediate. Ops still in flight are awaited, each bounded by the request timeout.
+    if let Ok(h) = pacer {
+        let _ = h.join();
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(d) => record_done(&mut out, &counters, win, d),
+            Err(e) => {
+                out.errors += 1;
+                out.first_error
+                    .get_or_insert_with(|| format!("op task failed: {e}"));
+            }
+        }
+    }
+    // create-delete: leave no node behind (the teardown would remove them too, but later
+    // workloads should not see them).
+    for (c, list) in clients.iter().zip(&created) {
+        let left = std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in left {
+            let _ = c.delete(&p, -1).await;
+        }
+    }
+    let cpu = finish_cpu_probe(probe, stop).await;
+    let unit = match w {
+        Workload::Lock | Workload::Session => Unit::Cycle,
+        _ => Unit::Request,
+    };
+    let mut row = make_row(w.name(), unit, s, std::slice::from_ref(&out), 0);
+    row.open_loop = Some(OpenLoop {
+        rate,
+        offered: tally.offered,
+        missed: tally.missed,
+        late: tally.late,
+    });
+    if let Some(cpu) = cpu {
+        row.set_cpu(cpu);
+    }
+    vec![row]
 }
 
 /// watch-fanout: `--watchers` sessions hold a data watch on one node; each round sets the
@@ -784,6 +991,7 @@ async fn watch_fanout(
         events_per_op: n as u64,
         server_cpu_s: None,
         member_cpu_s: Vec::new(),
+        open_loop: None,
     };
     if let Some(cpu) = cpu {
         row.set_cpu(cpu);
@@ -948,8 +1156,8 @@ impl Suite {
         s: &Settings,
         stop: &Arc<AtomicBool>,
     ) -> Result<Vec<Row>, String> {
-        match w {
-            Workload::WatchFanout => watch_fanout(
+        match (w, s.rate) {
+            (Workload::WatchFanout, _) => watch_fanout(
                 s,
                 &self.label,
                 &self.admin,
@@ -960,6 +1168,18 @@ impl Suite {
             .await
             .map(|r| vec![r])
             .map_err(|e| format!("watch-fanout: {e}")),
+            (_, Some(rate)) if w.rate_driven() => Ok(open_loop(
+                w,
+                rate,
+                s,
+                &self.label,
+                &self.clients,
+                &self.sh,
+                &mut self.rng,
+                &self.server_pids,
+                stop,
+            )
+            .await),
             _ => Ok(closed_loop(
                 w,
                 s,
