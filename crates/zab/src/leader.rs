@@ -643,7 +643,7 @@ impl Leader {
             self.ask_txn_log(peer, out);
             return;
         }
-        self.send_sync(peer, plan, &[], None, out);
+        self.send_sync(peer, plan, &[], out);
     }
 
     fn ask_txn_log(&mut self, peer: PeerId, out: &mut Vec<Action>) {
@@ -702,16 +702,23 @@ impl Leader {
             let plan = self.plan_from_txn_log(after, &r)?;
             Ok((plan, r.entries))
         });
-        match decided {
-            Ok((plan, entries)) => {
-                self.send_sync(peer, plan, &entries, Some(String::new()), &mut out)
-            }
+        let (plan, entries, why_not) = match decided {
+            Ok((plan, entries)) => (plan, entries, None),
             Err(TxnLogMiss::Behind(_)) if reads < TXN_LOG_READS_MAX => {
-                self.ask_txn_log(peer, &mut out)
+                self.ask_txn_log(peer, &mut out);
+                return out;
             }
             Err(TxnLogMiss::Behind(why) | TxnLogMiss::Unusable(why)) => {
-                self.send_sync(peer, SyncPlan::Snap, &[], Some(why), &mut out)
+                (SyncPlan::Snap, Vec::new(), Some(why))
             }
+        };
+        if let Some((kind, txns)) = self.send_sync(peer, plan, &entries, &mut out) {
+            out.push(Action::SyncedFromTxnLog {
+                peer,
+                kind,
+                txns,
+                why_not,
+            });
         }
         out
     }
@@ -728,20 +735,20 @@ impl Leader {
                 "the txn log starts at 0x{first:x}, after the learner's 0x{after:x}"
             ));
         }
-        let plan = if first == after || counter_of(after) == 0 {
-            SyncPlan::Diff { from: after }
+        let (plan, from) = if first == after || counter_of(after) == 0 {
+            (SyncPlan::Diff { from: after }, after)
         } else if epoch_of(first) != epoch_of(after) {
             return miss(format!(
                 "the learner's 0x{after:x} is not in the txn log and the next txn 0x{first:x} \
                  is of another epoch (no TRUNC across epochs)"
             ));
+        } else if let Some(to) = r.prev {
+            (SyncPlan::TruncDiff { to, from: to }, to)
         } else {
-            let to = r.prev.expect("a record before the first one past the zxid");
-            SyncPlan::TruncDiff { to, from: to }
-        };
-        let from = match plan {
-            SyncPlan::Diff { from } | SyncPlan::TruncDiff { from, .. } => from,
-            _ => unreachable!("plan from the txn log is a DIFF"),
+            // Only a read that broke its contract (a first txn below `after`) gets here.
+            return miss(format!(
+                "the txn log read has no record before 0x{first:x} to truncate to"
+            ));
         };
         let floor = self.log_floor;
         let mut last = from;
@@ -762,20 +769,16 @@ impl Leader {
     }
 
     /// Sends the sync `plan` (with `disk`, the txns read from the txn log, if any), then
-    /// NEWLEADER. `txn_log` is `Some` when the txn log was read for this learner: empty
-    /// when it served, else why it did not.
+    /// NEWLEADER; returns how the learner was synced and with how many committed txns.
     fn send_sync(
         &mut self,
         peer: PeerId,
         plan: SyncPlan,
         disk: &[(i64, Bytes)],
-        txn_log: Option<String>,
         out: &mut Vec<Action>,
-    ) {
+    ) -> Option<(SyncKind, usize)> {
         let epoch = self.new_epoch.expect("epoch chosen before sync");
-        let Some(h) = self.handlers.get(&peer) else {
-            return;
-        };
+        let h = self.handlers.get(&peer)?;
         let observer = h.observer;
         let mut uptodate_after = 0;
         let mut txns = 0;
@@ -831,14 +834,6 @@ impl Leader {
                 SyncKind::Snap
             }
         };
-        if let Some(why) = txn_log {
-            out.push(Action::SyncedFromTxnLog {
-                peer,
-                kind,
-                txns,
-                why_not: (!why.is_empty()).then_some(why),
-            });
-        }
         out.push(send(
             peer,
             QuorumPacket::new(
@@ -852,6 +847,7 @@ impl Leader {
             h.forwarding = true;
             h.uptodate_after = uptodate_after;
         }
+        Some((kind, txns))
     }
 
     /// The zxid of the last txn actually proposed (or logged before this term); the
