@@ -317,15 +317,16 @@ impl Replica {
     pub fn set_sync_options(&mut self, commit_log_count: usize, txn_log_sync: bool) {
         self.commit_log_count = commit_log_count.min(HISTORY_TXNS_MAX);
         self.txn_log_sync = txn_log_sync;
-        while self.history.len() > self.commit_log_count {
-            if let Some((z, _)) = self.history.pop_front() {
-                self.history_floor = z;
-            }
-        }
+        self.trim_history();
     }
 
     fn push_history(&mut self, zxid: i64, bytes: Bytes) {
         self.history.push_back((zxid, bytes));
+        self.trim_history();
+    }
+
+    /// Keeps the newest `commit_log_count` txns; the floor is the newest one dropped.
+    fn trim_history(&mut self) {
         while self.history.len() > self.commit_log_count {
             if let Some((z, _)) = self.history.pop_front() {
                 self.history_floor = z;
