@@ -544,13 +544,7 @@ impl Leader {
         self.last_proposed = self.last_proposed.max(make_zxid(epoch, 0));
         out.push(Action::PersistAcceptedEpoch(epoch));
         self.epoch_acked.insert(self.cfg.my_sid);
-        let waiting: Vec<PeerId> = self
-            .handlers
-            .iter()
-            .filter(|(_, h)| h.stage == Stage::AwaitAckEpoch)
-            .map(|(p, _)| *p)
-            .collect();
-        for p in waiting {
+        for p in self.peers_in(Stage::AwaitAckEpoch) {
             out.push(send(p, leader_info(epoch)));
         }
         self.maybe_epoch_quorum(out);
@@ -604,6 +598,15 @@ impl Leader {
         }
     }
 
+    /// The learners in `stage`.
+    fn peers_in(&self, stage: Stage) -> Vec<PeerId> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| h.stage == stage)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     fn maybe_epoch_quorum(&mut self, out: &mut Vec<Action>) {
         if self.phase != Phase::EpochAck || !self.quorum(self.epoch_acked.iter().copied()) {
             return;
@@ -611,13 +614,7 @@ impl Leader {
         let epoch = self.new_epoch.expect("epoch chosen");
         self.phase = Phase::NewLeaderAck;
         self.phase_deadline = self.now + self.cfg.init_limit_half_ticks as u64;
-        let waiting: Vec<PeerId> = self
-            .handlers
-            .iter()
-            .filter(|(_, h)| h.stage == Stage::AwaitEpochQuorum)
-            .map(|(p, _)| *p)
-            .collect();
-        for p in waiting {
+        for p in self.peers_in(Stage::AwaitEpochQuorum) {
             self.sync_learner(p, out);
         }
         // The syncs go out before our own currentEpoch is written, so the learners' fsyncs
