@@ -590,15 +590,7 @@ impl Core {
             LogEvent::Failed(msg) => {
                 // Latched: nothing held may ever be released, since it was never made
                 // durable. Stop serving; recovery on restart decides what survived.
-                tracing::error!("txn log write or fsync failed, this server stops serving: {msg}");
-                self.held.clear();
-                if let Some(g) = &self.storage.gate {
-                    g.clear();
-                }
-                for (_, h) in self.conns.drain() {
-                    let _ = h.out.send(ConnOut::Close);
-                }
-                let _ = self.failed.send(Some(msg));
+                self.fail(format!("txn log write or fsync failed: {msg}"));
                 false
             }
         }

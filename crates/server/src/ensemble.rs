@@ -317,38 +317,10 @@ impl Core {
                 }
             }
             ReplicaOutput::PersistAcceptedEpoch(e) => {
-                let t = std::time::Instant::now();
-                let r = corral_storage::epoch::write_accepted_epoch(
-                    self.storage.fs.as_ref(),
-                    &self.storage.dirs.snap_dir,
-                    e,
-                );
-                // Both epoch files are on the failover's critical path (fsync of the file
-                // and of the directory, on the core task): worth seeing when they are slow.
-                tracing::debug!(
-                    epoch = e,
-                    elapsed_us = t.elapsed().as_micros() as u64,
-                    "acceptedEpoch written"
-                );
-                if let Err(e) = r {
-                    self.fail(format!("cannot write acceptedEpoch: {e}"));
-                }
+                self.persist_epoch(corral_storage::epoch::ACCEPTED_EPOCH_FILE, e);
             }
             ReplicaOutput::PersistCurrentEpoch(e) => {
-                let t = std::time::Instant::now();
-                let r = corral_storage::epoch::write_current_epoch(
-                    self.storage.fs.as_ref(),
-                    &self.storage.dirs.snap_dir,
-                    e,
-                );
-                tracing::debug!(
-                    epoch = e,
-                    elapsed_us = t.elapsed().as_micros() as u64,
-                    "currentEpoch written"
-                );
-                if let Err(err) = r {
-                    self.fail(format!("cannot write currentEpoch: {err}"));
-                }
+                self.persist_epoch(corral_storage::epoch::CURRENT_EPOCH_FILE, e);
                 if let Some(q) = &self.quorum {
                     q.election.update_election_vote(e);
                 }
@@ -470,6 +442,28 @@ impl Core {
     }
 
     /// Truncates the log after `zxid` on the log thread and waits for it.
+    /// Writes the epoch file `name` (`acceptedEpoch` or `currentEpoch`); a failure latches
+    /// the server out of service.
+    fn persist_epoch(&mut self, name: &str, epoch: i64) {
+        let t = std::time::Instant::now();
+        let r = corral_storage::epoch::write_epoch(
+            self.storage.fs.as_ref(),
+            &self.storage.dirs.snap_dir,
+            name,
+            epoch,
+        );
+        // Both epoch files are on the failover's critical path (fsync of the file and of
+        // the directory, on the core task): worth seeing when they are slow.
+        tracing::debug!(
+            epoch,
+            elapsed_us = t.elapsed().as_micros() as u64,
+            "{name} written"
+        );
+        if let Err(e) = r {
+            self.fail(format!("cannot write {name}: {e}"));
+        }
+    }
+
     fn truncate_log(&mut self, zxid: i64) -> Result<(), String> {
         let (tx, rx) = std_mpsc::channel();
         self.storage

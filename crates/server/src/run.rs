@@ -79,11 +79,7 @@ fn node_config(s: &ServerSettings) -> NodeConfig {
 pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
     let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
     let dirs = DataDirs::new(&settings.data_dir, &settings.data_log_dir);
-    let tree_cfg = TreeConfig {
-        extended_types_enabled: settings.extended_types_enabled,
-        skip_acl: settings.skip_acl,
-        super_digest: settings.super_digest.clone(),
-    };
+    let tree_cfg = tree_cfg_for(&settings);
     // As ZooKeeper does at every start, a snapshot of the loaded state is written, so the
     // next start does not replay the same log again. Where it is written:
     // * a fresh directory gets `snapshot.0` before anything is served: ZooKeeper refuses
@@ -263,6 +259,7 @@ pub async fn start(settings: ServerSettings) -> Result<RunningServer, String> {
     })
 }
 
+/// The tree settings of `settings` (for recovery, and for each tree a SNAP sync loads).
 fn tree_cfg_for(settings: &ServerSettings) -> TreeConfig {
     TreeConfig {
         extended_types_enabled: settings.extended_types_enabled,

@@ -373,32 +373,21 @@ pub fn load(path: Option<&Path>) -> Result<ServerSettings, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// A directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
+    /// A scratch data directory (removed on drop).
+    struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         fn new() -> TempDir {
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "corral-settings-test-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+            TempDir(tempfile::tempdir().unwrap())
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
         }
 
         fn myid(&self, text: &str) {
-            std::fs::write(self.0.join("myid"), text).unwrap();
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            std::fs::write(self.path().join("myid"), text).unwrap();
         }
     }
 
@@ -411,12 +400,12 @@ mod tests {
              server.2=127.0.0.1:41351:33959\n\
              server.3=127.0.0.1:51503:35635\n\
              server.4=127.0.0.1:35305:56871:observer\n{extra}",
-            dir.0.display()
+            dir.path().display()
         )
     }
 
     fn settings(dir: &TempDir, text: &str) -> Result<ServerSettings, String> {
-        let cfg = Config::parse_str(text, &dir.0).map_err(|e| e.to_string())?;
+        let cfg = Config::parse_str(text, dir.path()).map_err(|e| e.to_string())?;
         ServerSettings::from_config(&cfg)
     }
 
@@ -429,14 +418,14 @@ mod tests {
         let dir = TempDir::new();
         let s = settings(
             &dir,
-            &format!("dataDir={}\nclientPort=2181\n", dir.0.display()),
+            &format!("dataDir={}\nclientPort=2181\n", dir.path().display()),
         )
         .unwrap();
         assert!(s.quorum.is_none());
         assert_eq!(s.server_id, 1);
         assert_eq!(s.client_addr, addr("0.0.0.0:2181"));
         assert!(
-            ServerSettings::for_tests(addr("127.0.0.1:1"), dir.0.clone())
+            ServerSettings::for_tests(addr("127.0.0.1:1"), dir.path().to_path_buf())
                 .quorum
                 .is_none()
         );
@@ -496,7 +485,7 @@ mod tests {
         assert!(err.starts_with("myid file is missing: "), "{err}");
         // A hand-edited Config that lost its id is refused too, in ZooKeeper's words.
         dir.myid("1");
-        let mut cfg = Config::parse_str(&capture_ensemble(&dir, ""), &dir.0).unwrap();
+        let mut cfg = Config::parse_str(&capture_ensemble(&dir, ""), dir.path()).unwrap();
         cfg.server_id = None;
         let err = ServerSettings::from_config(&cfg).unwrap_err();
         assert!(err.starts_with("myid file is missing: "), "{err}");
@@ -510,7 +499,7 @@ mod tests {
         let err = settings(&dir, &capture_ensemble(&dir, "")).unwrap_err();
         assert!(err.starts_with("My id 9 not in the peer list: "), "{err}");
         dir.myid("1");
-        let mut cfg = Config::parse_str(&capture_ensemble(&dir, ""), &dir.0).unwrap();
+        let mut cfg = Config::parse_str(&capture_ensemble(&dir, ""), dir.path()).unwrap();
         cfg.server_id = Some(9);
         let err = ServerSettings::from_config(&cfg).unwrap_err();
         assert!(err.starts_with("My id 9 not in the peer list: "), "{err}");
@@ -525,7 +514,7 @@ mod tests {
              server.1=127.0.0.1:2888:3888;127.0.0.1:2191\n\
              server.2=127.0.0.2:2888:3888;2192\n\
              server.3=localhost:2888:3888\n",
-            dir.0.display()
+            dir.path().display()
         );
         let s = settings(&dir, &text).unwrap();
         // No clientPort: my server line's client part is the listener.
@@ -560,7 +549,7 @@ mod tests {
             "initLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=2181\n\
              server.1=127.0.0.1:2888:3888\nserver.2=no-such-host.invalid:2888:3888\n\
              server.3=127.0.0.3:2888:3888\n",
-            dir.0.display()
+            dir.path().display()
         );
         let err = settings(&dir, &text).unwrap_err();
         assert!(
@@ -577,7 +566,7 @@ mod tests {
             "initLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=2181\n\
              server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
              server.257=127.0.0.3:2888:3888\n",
-            dir.0.display()
+            dir.path().display()
         );
         let s = settings(&dir, &text).unwrap();
         assert_eq!(s.quorum.unwrap().my_sid, 257);

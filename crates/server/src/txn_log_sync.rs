@@ -153,37 +153,15 @@ mod tests {
         w.close().unwrap();
     }
 
-    fn tmp(name: &str) -> (tempdir::Dir, DataDirs) {
-        let d = tempdir::Dir::new(name);
+    fn tmp() -> (tempfile::TempDir, DataDirs) {
+        let d = tempfile::tempdir().unwrap();
         let dirs = DataDirs::new(d.path(), d.path());
         (d, dirs)
     }
 
-    mod tempdir {
-        /// A directory removed when dropped.
-        pub struct Dir(std::path::PathBuf);
-        impl Dir {
-            pub fn new(name: &str) -> Dir {
-                let p = std::env::temp_dir()
-                    .join(format!("corral-txnlogsync-{name}-{}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&p);
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-            pub fn path(&self) -> &std::path::Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-    }
-
     #[test]
     fn reads_from_the_file_below_the_zxid_keeping_only_the_previous_zxid() {
-        let (_d, dirs) = tmp("read");
+        let (_d, dirs) = tmp();
         write_logs(&dirs, &(1..=30).collect::<Vec<_>>(), &[11, 21]);
         let fs = StdFs::shared();
         let r = read_for_learner(&*fs, &dirs, 15, 25, 0.0).unwrap();
@@ -195,7 +173,7 @@ mod tests {
         let r = read_for_learner(&*fs, &dirs, 11, 12, 0.0).unwrap();
         assert_eq!(r.prev, Some(10));
         // Older than every file: the first record is past it, no `prev`.
-        let (_d2, dirs2) = tmp("purged");
+        let (_d2, dirs2) = tmp();
         write_logs(&dirs2, &(5..=9).collect::<Vec<_>>(), &[]);
         let r = read_for_learner(&*fs, &dirs2, 3, 9, 0.0).unwrap();
         assert_eq!((r.prev, r.entries[0].0), (None, 5));
@@ -203,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_negative_factor_or_a_log_over_the_limit_is_refused() {
-        let (_d, dirs) = tmp("limit");
+        let (_d, dirs) = tmp();
         write_logs(&dirs, &(1..=30).collect::<Vec<_>>(), &[11, 21]);
         let fs = StdFs::shared();
         assert!(read_for_learner(&*fs, &dirs, 5, 30, -1.0).is_err());
@@ -219,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_record_is_an_error_not_a_panic() {
-        let (_d, dirs) = tmp("corrupt");
+        let (_d, dirs) = tmp();
         write_logs(&dirs, &(1..=30).collect::<Vec<_>>(), &[21]);
         let fs = StdFs::shared();
         let first = dirs.log_dir.join(layout::log_file_name(1));

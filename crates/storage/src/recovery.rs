@@ -169,8 +169,10 @@ pub fn plan_recovery(
 /// into a fresh sink from `new_sink`, and that read is its verification too (both seals
 /// and every length are checked as it streams). The sink of the snapshot chosen is
 /// returned with the plan (`None` when there is no snapshot); the sink of a damaged one is
-/// dropped before an older snapshot is tried. A sink's own error stops recovery (it is not
-/// damage an older snapshot could make up for), as it would when loading after planning.
+/// dropped before an older snapshot is tried. A sink's error on a file that then verifies
+/// stops recovery (it is not damage an older snapshot could make up for), as it would when
+/// loading after planning; on a file that does not verify it is the damage, and an older
+/// snapshot is tried, as [`plan_recovery`] would.
 pub fn plan_recovery_loading<S: SnapshotSink>(
     fs: Arc<dyn FileSystem>,
     dirs: &DataDirs,
@@ -205,7 +207,17 @@ pub fn plan_recovery_loading<S: SnapshotSink>(
         }
         tried += 1;
         let mut sink = new_sink();
-        match snapshot::read_snapshot(&*fs, &s.path, &mut sink) {
+        let read = match snapshot::read_snapshot(&*fs, &s.path, &mut sink) {
+            // The sink may have refused a node damaged before the read reached the seals
+            // that would prove the damage: read again without it to tell a damaged file
+            // (tried like any other) from a sound one the sink refuses (fatal).
+            Err(e @ StorageError::Sink { .. }) => match snapshot::verify_snapshot(&*fs, &s.path) {
+                Err(c) if c.is_corruption() => Err(c),
+                _ => Err(e),
+            },
+            r => r,
+        };
+        match read {
             Ok(info) => {
                 chosen = Some(info);
                 loaded = Some(sink);

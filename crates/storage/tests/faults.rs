@@ -7,7 +7,7 @@ use common::*;
 use corral_storage::fs::{FaultFs, FaultOp, FileSystem};
 use corral_storage::layout::{self, DataDirs};
 use corral_storage::log::{read_log_file, LogWriterOptions, TxnLogWriter, FILE_HEADER_BYTES};
-use corral_storage::recovery::{plan_recovery, RecoveryOptions, Repair};
+use corral_storage::recovery::{plan_recovery, plan_recovery_loading, RecoveryOptions, Repair};
 use corral_storage::snapshot;
 use corral_storage::{SnapshotImage, StorageError};
 use std::path::Path;
@@ -413,4 +413,75 @@ fn arbitrary_bytes_never_panic() {
             let _ = corral_storage::dump::dump_log(&*fs(), &p);
         }
     }
+}
+
+/// Loading while planning: a flipped byte the sink trips over before the read reaches the
+/// seal that proves the damage is still damage, and an older snapshot is used, as when the
+/// plan only verified the files.
+#[test]
+fn flipped_byte_a_loading_sink_rejects_still_falls_back_to_an_older_snapshot() {
+    let (_t, data, log) = fixture_copy();
+    let snap = data.join("version-2/snapshot.1f");
+    // "/app" becomes "/!pp": its child "/app/container" then has no parent.
+    flip_byte(&snap, 316 + 4 + 1);
+    let (p, sink) = plan_recovery_loading(
+        fs(),
+        &DataDirs::new(&data, &log),
+        RecoveryOptions::default(),
+        // Like the tree builder, the image refuses a node whose parent it has not seen.
+        SnapshotImage::default,
+    )
+    .unwrap();
+    assert_eq!(p.snapshot.as_ref().unwrap().zxid, Some(0x1a));
+    assert_eq!(p.skipped_snapshots.len(), 1);
+    assert!(
+        matches!(
+            p.skipped_snapshots[0].reason,
+            StorageError::CorruptSnapshot { .. }
+        ),
+        "{}",
+        p.skipped_snapshots[0].reason
+    );
+    assert!(sink.unwrap().nodes.contains_key("/app/container"));
+}
+
+/// A sound snapshot that the sink refuses stops recovery: an older snapshot cannot make up
+/// for a sink that rejects what was written.
+#[test]
+fn a_sink_refusing_a_sound_snapshot_stops_recovery() {
+    let (_t, data, log) = fixture_copy();
+    #[derive(Debug)]
+    struct Refuse;
+    impl snapshot::SnapshotSink for Refuse {
+        fn session(&mut self, _: i64, _: i32) -> Result<(), corral_storage::error::BoxError> {
+            Ok(())
+        }
+        fn acl(
+            &mut self,
+            _: i64,
+            _: Vec<corral_proto::records::Acl>,
+        ) -> Result<(), corral_storage::error::BoxError> {
+            Ok(())
+        }
+        fn node(
+            &mut self,
+            _: snapshot::SnapshotNode,
+        ) -> Result<(), corral_storage::error::BoxError> {
+            Err("no".into())
+        }
+        fn digest(
+            &mut self,
+            _: snapshot::ZxidDigest,
+        ) -> Result<(), corral_storage::error::BoxError> {
+            Ok(())
+        }
+    }
+    let e = plan_recovery_loading(
+        fs(),
+        &DataDirs::new(&data, &log),
+        RecoveryOptions::default(),
+        || Refuse,
+    )
+    .unwrap_err();
+    assert!(matches!(e, StorageError::Sink { .. }), "{e}");
 }

@@ -19,10 +19,10 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-fn a_million_znodes() {
-    const PARENTS: usize = 1000;
-    const PER_PARENT: usize = 1000;
-    let before = rss();
+/// Builds `parents` znodes `/app-NNNN` with `per_parent` children each through prep +
+/// apply, 10 bytes of data each, txn times `time_base_ms + zxid`. Returns the tree and its
+/// last zxid.
+fn build_tree(parents: usize, per_parent: usize, time_base_ms: i64) -> (DataTree, i64) {
     let mut t = DataTree::new(TreeConfig::default());
     let auth = [Id::new("ip", "127.0.0.1")];
     let caller = Caller {
@@ -30,7 +30,6 @@ fn a_million_znodes() {
         auth: &auth,
     };
     let mut zxid = 0;
-    let start = Instant::now();
     let mut create = |t: &mut DataTree, path: String| {
         let req = Request::Create(CreateRequest {
             path,
@@ -45,17 +44,26 @@ fn a_million_znodes() {
             session_id: 1,
             cxid: 0,
             zxid,
-            time_ms: zxid,
+            time_ms: time_base_ms + zxid,
             op: txn.op().code(),
         };
         assert!(t.apply(&hdr, &txn).result.is_ok());
     };
-    for p in 0..PARENTS {
+    for p in 0..parents {
         create(&mut t, format!("/app-{p:04}"));
-        for c in 0..PER_PARENT {
+        for c in 0..per_parent {
             create(&mut t, format!("/app-{p:04}/node-{c:06}"));
         }
     }
+    (t, zxid)
+}
+
+fn a_million_znodes() {
+    const PARENTS: usize = 1000;
+    const PER_PARENT: usize = 1000;
+    let before = rss();
+    let start = Instant::now();
+    let (mut t, _) = build_tree(PARENTS, PER_PARENT, 0);
     let elapsed = start.elapsed();
     let n = PARENTS * (PER_PARENT + 1);
     let used = rss().saturating_sub(before);
@@ -65,6 +73,11 @@ fn a_million_znodes() {
         used >> 20,
         used / n as u64
     );
+    let auth = [Id::new("ip", "127.0.0.1")];
+    let caller = Caller {
+        session_id: 1,
+        auth: &auth,
+    };
     let start = Instant::now();
     for p in (0..PARENTS).step_by(7) {
         let req = Request::GetData(corral_proto::request::PathWatch {
@@ -101,7 +114,8 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// One million znodes: build (prep + apply), write the snapshot, load it back. Run with
+/// One million znodes: build (prep + apply), write the snapshot, load it back in a child
+/// process.
 fn a_million_znodes_snapshot_round_trip() {
     use corral_storage::fs::StdFs;
     use corral_storage::snapshot::write_snapshot;
@@ -111,38 +125,7 @@ fn a_million_znodes_snapshot_round_trip() {
     let base = rss();
     reset_peak_rss();
     let start = Instant::now();
-    let mut t = DataTree::new(TreeConfig::default());
-    let auth = [Id::new("ip", "127.0.0.1")];
-    let caller = Caller {
-        session_id: 1,
-        auth: &auth,
-    };
-    let mut zxid = 0;
-    let mut create = |t: &mut DataTree, path: String| {
-        let req = Request::Create(CreateRequest {
-            path,
-            data: Some(bytes::Bytes::from_static(b"0123456789")),
-            acl: Some(Acl::open_unsafe()),
-            flags: 0,
-            ttl: None,
-        });
-        let txn = t.prep(&caller, &req, 0);
-        zxid += 1;
-        let hdr = TxnHeader {
-            session_id: 1,
-            cxid: 0,
-            zxid,
-            time_ms: 1_700_000_000_000 + zxid,
-            op: txn.op().code(),
-        };
-        assert!(t.apply(&hdr, &txn).result.is_ok());
-    };
-    for p in 0..PARENTS {
-        create(&mut t, format!("/app-{p:04}"));
-        for c in 0..PER_PARENT {
-            create(&mut t, format!("/app-{p:04}/node-{c:06}"));
-        }
-    }
+    let (t, last_zxid) = build_tree(PARENTS, PER_PARENT, 1_700_000_000_000);
     let nodes = t.node_count() - 1;
     eprintln!(
         "build: {nodes} znodes in {:?}, rss {:.0} MiB (+{:.0}), peak {:.0} MiB",
@@ -151,7 +134,6 @@ fn a_million_znodes_snapshot_round_trip() {
         mib(rss().saturating_sub(base)),
         mib(peak_rss())
     );
-    let last_zxid = zxid;
     let digest = t.digest();
     let dir = tempfile::tempdir().unwrap();
     reset_peak_rss();
@@ -190,8 +172,8 @@ fn a_million_znodes_snapshot_round_trip() {
 
 const SNAPSHOT_ENV: &str = "CORRAL_SCALE_SNAPSHOT";
 
-/// The load half of the round trip, run by it in a child process.
-/// The child half: loads the snapshot named by `SNAPSHOT_ENV` and checks its digest.
+/// The load half of the round trip, run by it in a child process: loads the snapshot
+/// named by `SNAPSHOT_ENV` and checks its digest.
 fn load_snapshot_in_child(path: std::ffi::OsString) {
     use corral_storage::fs::StdFs;
     use corral_storage::snapshot::read_snapshot;
