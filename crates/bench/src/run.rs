@@ -432,6 +432,56 @@ struct WorkerOut {
     first_error: Option<String>,
 }
 
+impl WorkerOut {
+    fn new() -> WorkerOut {
+        WorkerOut {
+            hists: [Histogram::new(), Histogram::new()],
+            ops: [0; 2],
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    /// Accounts for one finished op, started at `t0` (closed loop: when it was issued; open
+    /// loop: its intended start) and answered at `t1`: the progress counters always, the
+    /// histogram, op and error counts only if it completed inside the window. Returns
+    /// whether it succeeded.
+    fn record(
+        &mut self,
+        counters: &Counters,
+        win: Window,
+        r: Result<usize, Error>,
+        t0: Instant,
+        t1: Instant,
+    ) -> bool {
+        counters.done.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(tag) => {
+                if win.contains(t1) {
+                    self.hists[tag].record(t1.duration_since(t0).as_micros() as u64);
+                    self.ops[tag] += 1;
+                }
+                true
+            }
+            Err(e) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                if win.contains(t1) {
+                    self.errors += 1;
+                }
+                self.first_error.get_or_insert_with(|| e.to_string());
+                false
+            }
+        }
+    }
+
+    /// A task of the load (`what`: a worker, an op) panicked or was cancelled: one error.
+    fn task_failed(&mut self, what: &str, e: tokio::task::JoinError) {
+        self.errors += 1;
+        self.first_error
+            .get_or_insert_with(|| format!("{what} task failed: {e}"));
+    }
+}
+
 struct WorkerState {
     id: usize,
     rng: Rng,
@@ -516,12 +566,7 @@ async fn worker(
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> WorkerOut {
-    let mut out = WorkerOut {
-        hists: [Histogram::new(), Histogram::new()],
-        ops: [0; 2],
-        errors: 0,
-        first_error: None,
-    };
+    let mut out = WorkerOut::new();
     let mut issued = 0u64;
     while issued < OPS_PER_WORKER_MAX && !stop.load(Ordering::Relaxed) {
         if Instant::now() >= win.end {
@@ -538,25 +583,11 @@ async fn worker(
         let r = one_op(w, &c, &mut st, &sh).await;
         let t1 = Instant::now();
         drop(permit);
-        counters.done.fetch_add(1, Ordering::Relaxed);
-        match r {
-            Ok(tag) => {
-                if win.contains(t1) {
-                    out.hists[tag].record(t1.duration_since(t0).as_micros() as u64);
-                    out.ops[tag] += 1;
-                }
+        if !out.record(&counters, win, r, t0, t1) {
+            if c.state().is_terminal() {
+                break;
             }
-            Err(e) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                if win.contains(t1) {
-                    out.errors += 1;
-                }
-                out.first_error.get_or_insert_with(|| e.to_string());
-                if c.state().is_terminal() {
-                    break;
-                }
-                tokio::time::sleep(ERROR_BACKOFF).await;
-            }
+            tokio::time::sleep(ERROR_BACKOFF).await;
         }
     }
     if let Some(p) = st.pending.take() {
@@ -654,12 +685,11 @@ async fn closed_loop(
     while let Some(r) = set.join_next().await {
         match r {
             Ok(o) => outs.push(o),
-            Err(e) => outs.push(WorkerOut {
-                hists: [Histogram::new(), Histogram::new()],
-                ops: [0; 2],
-                errors: 1,
-                first_error: Some(format!("worker task failed: {e}")),
-            }),
+            Err(e) => {
+                let mut o = WorkerOut::new();
+                o.task_failed("worker", e);
+                outs.push(o);
+            }
         }
     }
     let cpu = finish_cpu_probe(probe, stop).await;
@@ -736,23 +766,18 @@ async fn rate_op(
 /// intended start and when its reply came.
 type Done = (Result<usize, Error>, Instant, Instant);
 
-fn record_done(out: &mut WorkerOut, counters: &Counters, win: Window, done: Done) {
-    let (r, intended, t1) = done;
-    counters.done.fetch_add(1, Ordering::Relaxed);
-    match r {
-        Ok(tag) => {
-            if win.contains(t1) {
-                out.hists[tag].record(t1.duration_since(intended).as_micros() as u64);
-                out.ops[tag] += 1;
-            }
+/// Accounts for one joined open-loop op task (see [`WorkerOut::record`]).
+fn record_done(
+    out: &mut WorkerOut,
+    counters: &Counters,
+    win: Window,
+    joined: Result<Done, tokio::task::JoinError>,
+) {
+    match joined {
+        Ok((r, intended, t1)) => {
+            out.record(counters, win, r, intended, t1);
         }
-        Err(e) => {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-            if win.contains(t1) {
-                out.errors += 1;
-            }
-            out.first_error.get_or_insert_with(|| e.to_string());
-        }
+        Err(e) => out.task_failed("op", e),
     }
 }
 
@@ -781,12 +806,7 @@ async fn open_loop(
         counters.clone(),
     );
     let probe = spawn_cpu_probe(server_pids, win);
-    let mut out = WorkerOut {
-        hists: [Histogram::new(), Histogram::new()],
-        ops: [0; 2],
-        errors: 0,
-        first_error: None,
-    };
+    let mut out = WorkerOut::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
     let pacer = {
         let stop = stop.clone();
@@ -824,15 +844,8 @@ async fn open_loop(
                         (r, intended, Instant::now())
                     });
                 }
-                while let Some(done) = tasks.try_join_next() {
-                    match done {
-                        Ok(d) => record_done(&mut out, &counters, win, d),
-                        Err(e) => {
-                            out.errors += 1;
-                            out.first_error
-                                .get_or_insert_with(|| format!("op task failed: {e}"));
-                        }
-                    }
+                while let Some(joined) = tasks.try_join_next() {
+                    record_done(&mut out, &counters, win, joined);
                 }
             }
         }
@@ -842,15 +855,8 @@ async fn open_loop(
     if let Ok(h) = pacer {
         let _ = h.join();
     }
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(d) => record_done(&mut out, &counters, win, d),
-            Err(e) => {
-                out.errors += 1;
-                out.first_error
-                    .get_or_insert_with(|| format!("op task failed: {e}"));
-            }
-        }
+    while let Some(joined) = tasks.join_next().await {
+        record_done(&mut out, &counters, win, joined);
     }
     // create-delete: leave no node behind (the teardown would remove them too, but later
     // workloads should not see them).
