@@ -597,6 +597,14 @@ async fn worker(
     out
 }
 
+/// What one op of a closed- or open-loop workload is (watch-fanout's is a round).
+fn unit_of(w: Workload) -> Unit {
+    match w {
+        Workload::Lock | Workload::Session => Unit::Cycle,
+        _ => Unit::Request,
+    }
+}
+
 fn make_row(name: &str, unit: Unit, s: &Settings, outs: &[WorkerOut], tag: usize) -> Row {
     let mut hist = Histogram::new();
     let mut ops = 0;
@@ -698,8 +706,7 @@ async fn closed_loop(
             make_row("serial-read", Unit::Request, s, &outs, 0),
             make_row("serial-write", Unit::Request, s, &outs, 1),
         ],
-        Workload::Lock | Workload::Session => vec![make_row(w.name(), Unit::Cycle, s, &outs, 0)],
-        _ => vec![make_row(w.name(), Unit::Request, s, &outs, 0)],
+        _ => vec![make_row(w.name(), unit_of(w), s, &outs, 0)],
     };
     // The server's CPU is shared among the rows of one loop (serial) by their op counts.
     let total_ops: u64 = rows.iter().map(|r| r.ops).sum();
@@ -867,11 +874,7 @@ async fn open_loop(
         }
     }
     let cpu = finish_cpu_probe(probe, stop).await;
-    let unit = match w {
-        Workload::Lock | Workload::Session => Unit::Cycle,
-        _ => Unit::Request,
-    };
-    let mut row = make_row(w.name(), unit, s, std::slice::from_ref(&out), 0);
+    let mut row = make_row(w.name(), unit_of(w), s, std::slice::from_ref(&out), 0);
     row.open_loop = Some(OpenLoop {
         rate,
         offered: tally.offered,
