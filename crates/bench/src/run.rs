@@ -306,8 +306,13 @@ pub async fn remove_tree(clients: &[Client], root: &str) -> Result<usize, String
         .map_err(|_| format!("removing {root} took longer than {SETUP_TIMEOUT:?}"))?
 }
 
+/// The member session `i` connects to (see the module docs): round robin.
+fn member_for(members: &[String], i: usize) -> &str {
+    &members[i % members.len()]
+}
+
 /// Connects `n` sessions, [`CONNECT_PARALLEL`] at a time, session `i` to
-/// `members[i % members.len()]`.
+/// [`member_for`]`(members, i)`.
 async fn connect_many(
     members: &[String],
     n: usize,
@@ -329,7 +334,7 @@ async fn connect_many(
         let batch = CONNECT_PARALLEL.min(n - out.len());
         let mut set = tokio::task::JoinSet::new();
         for i in out.len()..out.len() + batch {
-            let server = members[i % members.len()].clone();
+            let server = member_for(members, i).to_owned();
             set.spawn(async move {
                 let r = client_options().connect(&server).await;
                 (i, r.map_err(|e| format!("connecting to {server}: {e}")))
@@ -547,8 +552,9 @@ async fn one_op(
             c.delete(&me, -1).await.map(|_| 0)
         }
         Workload::Session => {
-            let server = &sh.members[st.id % sh.members.len()];
-            let s = client_options().connect(server).await?;
+            let s = client_options()
+                .connect(member_for(&sh.members, st.id))
+                .await?;
             s.close().await.map(|_| 0)
         }
         Workload::WatchFanout => Err(Error::Protocol("watch-fanout is not a closed loop".into())),
@@ -1249,6 +1255,15 @@ pub async fn run_suite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_go_round_robin_over_the_members() {
+        let members: Vec<String> = ["a:1", "b:2", "c:3"].map(String::from).to_vec();
+        let got: Vec<&str> = (0..7).map(|i| member_for(&members, i)).collect();
+        assert_eq!(got, ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3", "a:1"]);
+        let one = vec!["s:1".to_owned()];
+        assert!((0..4).all(|i| member_for(&one, i) == "s:1"));
+    }
 
     #[test]
     fn rng_is_deterministic_and_spread() {

@@ -285,7 +285,8 @@ fn compare_runs_two_ensembles_and_spreads_the_sessions() {
             "{:?}",
             side.rows
         );
-        // Each of the three members served load sessions, so each used CPU in `read`.
+        // CPU is measured for each of the three members. (That load session i goes to
+        // member i mod 3 is run::member_for's unit test; this run cannot tell.)
         let read = &side.rows[0];
         assert_eq!(read.member_cpu_s.len(), 3);
         assert!(read.server_cpu_s.is_some());
