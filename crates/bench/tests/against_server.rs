@@ -5,6 +5,7 @@
 //! percentiles, no errors) and leave no namespace behind.
 
 use corral_bench::args::{self, Parsed, Settings};
+use corral_bench::compare::CompareReport;
 use corral_bench::{Outcome, EXIT_OK, EXIT_USAGE};
 use corral_client::testing::{TempDir, TestServer};
 use corral_client::Client;
@@ -174,6 +175,14 @@ fn launch_command_with(zk_main_class: &str) -> String {
     }
 }
 
+/// Runs a `--compare` setting to its report.
+fn compare_report(s: &Settings) -> Box<CompareReport> {
+    match corral_bench::run(s).expect("compare run") {
+        Outcome::Compare(rep) => rep,
+        Outcome::Single(_) => panic!("not a compare run"),
+    }
+}
+
 #[test]
 fn compare_starts_two_servers_and_stops_them() {
     let cmd = launch_command();
@@ -203,9 +212,7 @@ fn compare_starts_two_servers_and_stops_them() {
         "20",
         "--quiet",
     ]));
-    let Outcome::Compare(rep) = corral_bench::run(&s).expect("compare run") else {
-        panic!("not a compare run");
-    };
+    let rep = compare_report(&s);
     assert_eq!(rep.rounds.len(), 1);
     let round = &rep.rounds[0];
     for side in [&round.a, &round.b] {
@@ -257,9 +264,7 @@ fn compare_runs_two_ensembles_and_spreads_the_sessions() {
         "20",
         "--quiet",
     ]));
-    let Outcome::Compare(rep) = corral_bench::run(&s).expect("compare run") else {
-        panic!("not a compare run");
-    };
+    let rep = compare_report(&s);
     for info in [&rep.a, &rep.b] {
         assert_eq!((info.voters, info.observers), (3, 0));
         let modes: Vec<&str> = info.members.iter().map(|m| m.mode.as_str()).collect();
