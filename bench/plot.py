@@ -123,8 +123,8 @@ def main(argv):
         if len(all_means) == 2:
             # The A/B ratio of the means above each pair of bars.
             for x, a_m, b_m, ta, tb in zip(xs, all_means[0], all_means[1], *tops):
-                if a_m > 0 and b_m > 0:
-                    top = max(t for t in (ta, tb) if t == t)
+                if a_m > 0 and b_m > 0:  # false for a NaN (no data) mean
+                    top = max(ta, tb)
                     ax.annotate(f"{a_m / b_m:.2f}×", (x, top), xytext=(0, 3),
                                 textcoords="offset points", ha="center", fontsize=8)
         ax.set_yscale("log")
