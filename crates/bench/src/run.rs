@@ -76,6 +76,10 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(1);
 const PACED_OPS_MAX: u64 = 10_000_000_000;
 /// Longest single sleep of the pacer thread, so that it notices Ctrl-C.
 const PACER_NAP_MAX: Duration = Duration::from_millis(50);
+/// Op indexes the pacer may have sent ahead of the dispatcher. When the dispatcher falls
+/// further behind, the pacer waits; the ops it sends later are still timed (and counted
+/// late) from their intended starts.
+const PACER_QUEUE_OPS: usize = 4_096;
 /// Interval of the progress lines.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -730,7 +734,7 @@ async fn closed_loop(
 /// The pacer thread of an open-loop workload: sends the index of each op of `sched` when its
 /// intended start (from `win.start`) has come, until the window ends, Ctrl-C, or the
 /// dispatcher hangs up. Ops that came due while it slept are sent at once, in order.
-fn pace(sched: Schedule, win: Window, tx: mpsc::UnboundedSender<u64>, stop: &AtomicBool) {
+fn pace(sched: Schedule, win: Window, tx: mpsc::Sender<u64>, stop: &AtomicBool) {
     let mut next = 0u64;
     while next < PACED_OPS_MAX && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -741,7 +745,7 @@ fn pace(sched: Schedule, win: Window, tx: mpsc::UnboundedSender<u64>, stop: &Ato
         }
         let due = sched.due(now.duration_since(win.start)).min(PACED_OPS_MAX);
         while next < due {
-            if win.start + sched.offset(next) >= win.end || tx.send(next).is_err() {
+            if win.start + sched.offset(next) >= win.end || tx.blocking_send(next).is_err() {
                 return;
             }
             next += 1;
@@ -820,7 +824,7 @@ async fn open_loop(
     );
     let probe = spawn_cpu_probe(server_pids, win);
     let mut out = WorkerOut::new();
-    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    let (tx, mut rx) = mpsc::channel::<u64>(PACER_QUEUE_OPS);
     let pacer = {
         let stop = stop.clone();
         std::thread::Builder::new()
