@@ -142,6 +142,65 @@ fn every_other_workload_runs_briefly() {
 }
 
 #[test]
+fn open_loop_paces_the_rate_driven_workloads() {
+    let server = TestServer::start();
+    let s = settings(&words(&[
+        "--server",
+        &server.connect_string(),
+        "--workload",
+        "read,create-delete,lock,session,serial",
+        "--rate",
+        "400",
+        "--warmup",
+        "0s",
+        "--duration",
+        "500ms",
+        "--sessions",
+        "2",
+        "--inflight",
+        "2",
+        "--keys",
+        "50",
+        "--quiet",
+    ]));
+    let Outcome::Single(rows) = corral_bench::run(&s).expect("bench run") else {
+        panic!("not a single run");
+    };
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "read",
+            "create-delete",
+            "lock",
+            "session",
+            "serial-read",
+            "serial-write"
+        ]
+    );
+    for r in &rows {
+        assert!(r.ops > 0, "{}: no ops ({:?})", r.name, r.first_error);
+        assert_eq!(r.errors, 0, "{}: {:?}", r.name, r.first_error);
+        match (r.name.as_str(), r.open_loop) {
+            ("serial-read" | "serial-write", o) => assert_eq!(o, None, "serial is closed-loop"),
+            (_, None) => panic!("{}: not run open-loop", r.name),
+            (_, Some(o)) => {
+                // No claim about how many were missed or late: that depends on the machine.
+                assert_eq!(o.rate, 400, "{}", r.name);
+                assert!(o.offered > 0, "{}: {o:?}", r.name);
+                assert!(o.missed + o.late <= o.offered, "{}: {o:?}", r.name);
+                assert!(
+                    r.ops + r.errors <= o.offered - o.missed,
+                    "{}: {o:?}",
+                    r.name
+                );
+            }
+        }
+    }
+    assert!(!namespace_exists(&server), "the bench left /corral-bench");
+}
+
+#[test]
 fn exit_statuses_of_the_entry_point() {
     assert_eq!(corral_bench::main_with_args(words(&["--help"])), EXIT_OK);
     assert_eq!(
