@@ -52,17 +52,14 @@ def ensemble_voters(doc):
     return doc["servers"]["a"].get("voters", 0)
 
 
-def default_output(path):
+def default_output(doc):
     """bench/results.png, or bench/results-ensembleN.png for an ensemble comparison."""
-    with open(path, encoding="utf-8") as f:
-        voters = ensemble_voters(json.load(f))
+    voters = ensemble_voters(doc)
     return f"bench/results-ensemble{voters}.png" if voters else "bench/results.png"
 
 
-def load(path):
+def load(doc):
     """[(label, {workload: (ops list, p99 list)})], workload order, title."""
-    with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
     if doc.get("mode") == "compare":
         sides = []
         for key in ("a", "b"):
@@ -94,14 +91,16 @@ def main(argv):
                    help="PNG to write (default: bench/results.png, or "
                         "bench/results-ensembleN.png for an ensemble comparison)")
     a = p.parse_args(argv)
+    with open(a.json, encoding="utf-8") as f:
+        doc = json.load(f)
     if a.output is None:
-        a.output = default_output(a.json)
+        a.output = default_output(doc)
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sides, order, title = load(a.json)
+    sides, order, title = load(doc)
     fig, axes = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
     width = 0.8 / len(sides)
     xs = range(len(order))
@@ -124,8 +123,8 @@ def main(argv):
         if len(all_means) == 2:
             # The A/B ratio of the means above each pair of bars.
             for x, a_m, b_m, ta, tb in zip(xs, all_means[0], all_means[1], *tops):
-                if a_m > 0 and b_m > 0:
-                    top = max(t for t in (ta, tb) if t == t)
+                if a_m > 0 and b_m > 0:  # false for a NaN (no data) mean
+                    top = max(ta, tb)
                     ax.annotate(f"{a_m / b_m:.2f}×", (x, top), xytext=(0, 3),
                                 textcoords="offset points", ha="center", fontsize=8)
         ax.set_yscale("log")

@@ -63,12 +63,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -82,6 +80,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import zkwire  # noqa: E402
+from harness import _set_pdeathsig, free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 DATA_BYTES = 10
@@ -101,21 +100,6 @@ def node_path(i: int) -> str:
 
 def node_data(i: int) -> bytes:
     return f"{i:010d}".encode()[-DATA_BYTES:]
-
-
-def _set_pdeathsig() -> None:
-    """Runs in the child before exec: die with SIGKILL when this process dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def proc_status_kb(pid: int, field: str) -> int | None:

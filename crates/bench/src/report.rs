@@ -63,7 +63,8 @@ pub struct OpenLoop {
     pub offered: u64,
     /// Of those, not sent because `--max-inflight` ops were outstanding.
     pub missed: u64,
-    /// Of those, sent over 1 ms after their intended start (the load generator was behind).
+    /// Of those, sent over [`crate::rate::LATE_AFTER`] after their intended start (the load
+    /// generator was behind).
     pub late: u64,
 }
 
@@ -263,11 +264,12 @@ pub fn table(rows: &[Row]) -> String {
 pub fn open_loop_note(r: &Row, o: &OpenLoop) -> String {
     format!(
         "open loop: target {} ops/s, achieved {} ops/s; {} missed (in-flight cap full), \
-         {} sent over 1 ms late, of {} scheduled",
+         {} sent over {} ms late, of {} scheduled",
         group(o.rate),
         group(r.ops_per_sec().round() as u64),
         group(o.missed),
         group(o.late),
+        crate::rate::LATE_AFTER.as_secs_f64() * 1e3,
         group(o.offered)
     )
 }
@@ -329,6 +331,7 @@ mod tests {
             t.contains("open loop: target 3 ops/s, achieved 2 ops/s; 2 missed"),
             "{t}"
         );
+        assert!(t.contains("1 sent over 1 ms late, of 6 scheduled"), "{t}");
         let j = open.to_json().to_pretty();
         assert!(j.contains("\"missed\": 2"), "{j}");
     }

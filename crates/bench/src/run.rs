@@ -76,6 +76,10 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(1);
 const PACED_OPS_MAX: u64 = 10_000_000_000;
 /// Longest single sleep of the pacer thread, so that it notices Ctrl-C.
 const PACER_NAP_MAX: Duration = Duration::from_millis(50);
+/// Op indexes the pacer may have sent ahead of the dispatcher. When the dispatcher falls
+/// further behind, the pacer waits; the ops it sends later are still timed (and counted
+/// late) from their intended starts.
+const PACER_QUEUE_OPS: usize = 4_096;
 /// Interval of the progress lines.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -306,8 +310,13 @@ pub async fn remove_tree(clients: &[Client], root: &str) -> Result<usize, String
         .map_err(|_| format!("removing {root} took longer than {SETUP_TIMEOUT:?}"))?
 }
 
+/// The member session `i` connects to (see the module docs): round robin.
+fn member_for(members: &[String], i: usize) -> &str {
+    &members[i % members.len()]
+}
+
 /// Connects `n` sessions, [`CONNECT_PARALLEL`] at a time, session `i` to
-/// `members[i % members.len()]`.
+/// [`member_for`]`(members, i)`.
 async fn connect_many(
     members: &[String],
     n: usize,
@@ -329,7 +338,7 @@ async fn connect_many(
         let batch = CONNECT_PARALLEL.min(n - out.len());
         let mut set = tokio::task::JoinSet::new();
         for i in out.len()..out.len() + batch {
-            let server = members[i % members.len()].clone();
+            let server = member_for(members, i).to_owned();
             set.spawn(async move {
                 let r = client_options().connect(&server).await;
                 (i, r.map_err(|e| format!("connecting to {server}: {e}")))
@@ -432,6 +441,56 @@ struct WorkerOut {
     first_error: Option<String>,
 }
 
+impl WorkerOut {
+    fn new() -> WorkerOut {
+        WorkerOut {
+            hists: [Histogram::new(), Histogram::new()],
+            ops: [0; 2],
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    /// Accounts for one finished op, started at `t0` (closed loop: when it was issued; open
+    /// loop: its intended start) and answered at `t1`: the progress counters always, the
+    /// histogram, op and error counts only if it completed inside the window. Returns
+    /// whether it succeeded.
+    fn record(
+        &mut self,
+        counters: &Counters,
+        win: Window,
+        r: Result<usize, Error>,
+        t0: Instant,
+        t1: Instant,
+    ) -> bool {
+        counters.done.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(tag) => {
+                if win.contains(t1) {
+                    self.hists[tag].record(t1.duration_since(t0).as_micros() as u64);
+                    self.ops[tag] += 1;
+                }
+                true
+            }
+            Err(e) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                if win.contains(t1) {
+                    self.errors += 1;
+                }
+                self.first_error.get_or_insert_with(|| e.to_string());
+                false
+            }
+        }
+    }
+
+    /// A task of the load (`what`: a worker, an op) panicked or was cancelled: one error.
+    fn task_failed(&mut self, what: &str, e: tokio::task::JoinError) {
+        self.errors += 1;
+        self.first_error
+            .get_or_insert_with(|| format!("{what} task failed: {e}"));
+    }
+}
+
 struct WorkerState {
     id: usize,
     rng: Rng,
@@ -497,8 +556,9 @@ async fn one_op(
             c.delete(&me, -1).await.map(|_| 0)
         }
         Workload::Session => {
-            let server = &sh.members[st.id % sh.members.len()];
-            let s = client_options().connect(server).await?;
+            let s = client_options()
+                .connect(member_for(&sh.members, st.id))
+                .await?;
             s.close().await.map(|_| 0)
         }
         Workload::WatchFanout => Err(Error::Protocol("watch-fanout is not a closed loop".into())),
@@ -516,12 +576,7 @@ async fn worker(
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> WorkerOut {
-    let mut out = WorkerOut {
-        hists: [Histogram::new(), Histogram::new()],
-        ops: [0; 2],
-        errors: 0,
-        first_error: None,
-    };
+    let mut out = WorkerOut::new();
     let mut issued = 0u64;
     while issued < OPS_PER_WORKER_MAX && !stop.load(Ordering::Relaxed) {
         if Instant::now() >= win.end {
@@ -538,25 +593,11 @@ async fn worker(
         let r = one_op(w, &c, &mut st, &sh).await;
         let t1 = Instant::now();
         drop(permit);
-        counters.done.fetch_add(1, Ordering::Relaxed);
-        match r {
-            Ok(tag) => {
-                if win.contains(t1) {
-                    out.hists[tag].record(t1.duration_since(t0).as_micros() as u64);
-                    out.ops[tag] += 1;
-                }
+        if !out.record(&counters, win, r, t0, t1) {
+            if c.state().is_terminal() {
+                break;
             }
-            Err(e) => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                if win.contains(t1) {
-                    out.errors += 1;
-                }
-                out.first_error.get_or_insert_with(|| e.to_string());
-                if c.state().is_terminal() {
-                    break;
-                }
-                tokio::time::sleep(ERROR_BACKOFF).await;
-            }
+            tokio::time::sleep(ERROR_BACKOFF).await;
         }
     }
     if let Some(p) = st.pending.take() {
@@ -564,6 +605,14 @@ async fn worker(
         let _ = c.delete(&p, -1).await;
     }
     out
+}
+
+/// What one op of a closed- or open-loop workload is (watch-fanout's is a round).
+fn unit_of(w: Workload) -> Unit {
+    match w {
+        Workload::Lock | Workload::Session => Unit::Cycle,
+        _ => Unit::Request,
+    }
 }
 
 fn make_row(name: &str, unit: Unit, s: &Settings, outs: &[WorkerOut], tag: usize) -> Row {
@@ -654,12 +703,11 @@ async fn closed_loop(
     while let Some(r) = set.join_next().await {
         match r {
             Ok(o) => outs.push(o),
-            Err(e) => outs.push(WorkerOut {
-                hists: [Histogram::new(), Histogram::new()],
-                ops: [0; 2],
-                errors: 1,
-                first_error: Some(format!("worker task failed: {e}")),
-            }),
+            Err(e) => {
+                let mut o = WorkerOut::new();
+                o.task_failed("worker", e);
+                outs.push(o);
+            }
         }
     }
     let cpu = finish_cpu_probe(probe, stop).await;
@@ -668,8 +716,7 @@ async fn closed_loop(
             make_row("serial-read", Unit::Request, s, &outs, 0),
             make_row("serial-write", Unit::Request, s, &outs, 1),
         ],
-        Workload::Lock | Workload::Session => vec![make_row(w.name(), Unit::Cycle, s, &outs, 0)],
-        _ => vec![make_row(w.name(), Unit::Request, s, &outs, 0)],
+        _ => vec![make_row(w.name(), unit_of(w), s, &outs, 0)],
     };
     // The server's CPU is shared among the rows of one loop (serial) by their op counts.
     let total_ops: u64 = rows.iter().map(|r| r.ops).sum();
@@ -687,7 +734,7 @@ async fn closed_loop(
 /// The pacer thread of an open-loop workload: sends the index of each op of `sched` when its
 /// intended start (from `win.start`) has come, until the window ends, Ctrl-C, or the
 /// dispatcher hangs up. Ops that came due while it slept are sent at once, in order.
-fn pace(sched: Schedule, win: Window, tx: mpsc::UnboundedSender<u64>, stop: &AtomicBool) {
+fn pace(sched: Schedule, win: Window, tx: mpsc::Sender<u64>, stop: &AtomicBool) {
     let mut next = 0u64;
     while next < PACED_OPS_MAX && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -698,7 +745,7 @@ fn pace(sched: Schedule, win: Window, tx: mpsc::UnboundedSender<u64>, stop: &Ato
         }
         let due = sched.due(now.duration_since(win.start)).min(PACED_OPS_MAX);
         while next < due {
-            if win.start + sched.offset(next) >= win.end || tx.send(next).is_err() {
+            if win.start + sched.offset(next) >= win.end || tx.blocking_send(next).is_err() {
                 return;
             }
             next += 1;
@@ -736,23 +783,18 @@ async fn rate_op(
 /// intended start and when its reply came.
 type Done = (Result<usize, Error>, Instant, Instant);
 
-fn record_done(out: &mut WorkerOut, counters: &Counters, win: Window, done: Done) {
-    let (r, intended, t1) = done;
-    counters.done.fetch_add(1, Ordering::Relaxed);
-    match r {
-        Ok(tag) => {
-            if win.contains(t1) {
-                out.hists[tag].record(t1.duration_since(intended).as_micros() as u64);
-                out.ops[tag] += 1;
-            }
+/// Accounts for one joined open-loop op task (see [`WorkerOut::record`]).
+fn record_done(
+    out: &mut WorkerOut,
+    counters: &Counters,
+    win: Window,
+    joined: Result<Done, tokio::task::JoinError>,
+) {
+    match joined {
+        Ok((r, intended, t1)) => {
+            out.record(counters, win, r, intended, t1);
         }
-        Err(e) => {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-            if win.contains(t1) {
-                out.errors += 1;
-            }
-            out.first_error.get_or_insert_with(|| e.to_string());
-        }
+        Err(e) => out.task_failed("op", e),
     }
 }
 
@@ -781,13 +823,8 @@ async fn open_loop(
         counters.clone(),
     );
     let probe = spawn_cpu_probe(server_pids, win);
-    let mut out = WorkerOut {
-        hists: [Histogram::new(), Histogram::new()],
-        ops: [0; 2],
-        errors: 0,
-        first_error: None,
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    let mut out = WorkerOut::new();
+    let (tx, mut rx) = mpsc::channel::<u64>(PACER_QUEUE_OPS);
     let pacer = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -824,15 +861,8 @@ async fn open_loop(
                         (r, intended, Instant::now())
                     });
                 }
-                while let Some(done) = tasks.try_join_next() {
-                    match done {
-                        Ok(d) => record_done(&mut out, &counters, win, d),
-                        Err(e) => {
-                            out.errors += 1;
-                            out.first_error
-                                .get_or_insert_with(|| format!("op task failed: {e}"));
-                        }
-                    }
+                while let Some(joined) = tasks.try_join_next() {
+                    record_done(&mut out, &counters, win, joined);
                 }
             }
         }
@@ -842,15 +872,8 @@ async fn open_loop(
     if let Ok(h) = pacer {
         let _ = h.join();
     }
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(d) => record_done(&mut out, &counters, win, d),
-            Err(e) => {
-                out.errors += 1;
-                out.first_error
-                    .get_or_insert_with(|| format!("op task failed: {e}"));
-            }
-        }
+    while let Some(joined) = tasks.join_next().await {
+        record_done(&mut out, &counters, win, joined);
     }
     // create-delete: leave no node behind (the teardown would remove them too, but later
     // workloads should not see them).
@@ -861,11 +884,7 @@ async fn open_loop(
         }
     }
     let cpu = finish_cpu_probe(probe, stop).await;
-    let unit = match w {
-        Workload::Lock | Workload::Session => Unit::Cycle,
-        _ => Unit::Request,
-    };
-    let mut row = make_row(w.name(), unit, s, std::slice::from_ref(&out), 0);
+    let mut row = make_row(w.name(), unit_of(w), s, std::slice::from_ref(&out), 0);
     row.open_loop = Some(OpenLoop {
         rate,
         offered: tally.offered,
@@ -1240,6 +1259,15 @@ pub async fn run_suite(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_go_round_robin_over_the_members() {
+        let members: Vec<String> = ["a:1", "b:2", "c:3"].map(String::from).to_vec();
+        let got: Vec<&str> = (0..7).map(|i| member_for(&members, i)).collect();
+        assert_eq!(got, ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3", "a:1"]);
+        let one = vec!["s:1".to_owned()];
+        assert!((0..4).all(|i| member_for(&one, i) == "s:1"));
+    }
 
     #[test]
     fn rng_is_deterministic_and_spread() {
