@@ -84,10 +84,10 @@ pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
 
 /// The hash of a child link `(parent node id, child name)` in the name index.
 #[inline]
-pub(crate) fn child_hash(parent: u32, name: &str) -> u64 {
+pub(crate) fn child_hash(parent: u32, name: &[u8]) -> u64 {
     let mut h = FastHasher::default();
     h.write_u32(parent);
-    h.write(name.as_bytes());
+    h.write(name);
     h.finish()
 }
 
@@ -97,12 +97,12 @@ mod tests {
 
     #[test]
     fn distinct_inputs_hash_apart() {
-        assert_ne!(child_hash(0, "a"), child_hash(1, "a"));
-        assert_ne!(child_hash(0, "a"), child_hash(0, "a\0"));
-        assert_ne!(child_hash(0, ""), child_hash(0, "\0"));
+        assert_ne!(child_hash(0, b"a"), child_hash(1, b"a"));
+        assert_ne!(child_hash(0, b"a"), child_hash(0, b"a\0"));
+        assert_ne!(child_hash(0, b""), child_hash(0, b"\0"));
         assert_eq!(
-            child_hash(7, "lock-0000000001"),
-            child_hash(7, "lock-0000000001")
+            child_hash(7, b"lock-0000000001"),
+            child_hash(7, b"lock-0000000001")
         );
     }
 
@@ -110,7 +110,7 @@ mod tests {
     fn top_bits_vary_for_sequential_names() {
         let mut tags = std::collections::BTreeSet::new();
         for i in 0..1000 {
-            tags.insert(child_hash(1, &format!("n{i:010}")) >> 57);
+            tags.insert(child_hash(1, format!("n{i:010}").as_bytes()) >> 57);
         }
         assert!(tags.len() > 100, "poor tag spread: {}", tags.len());
     }

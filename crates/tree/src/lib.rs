@@ -14,7 +14,7 @@
 //! * [`DataTree::read`] and [`DataTree::watch_op`] serve reads and watch management.
 //!
 //! Modules: [`path`] (path rules), `acl` (interned ACL lists, checks, fixup), `arena`
-//! (copy-on-write node slab), `watch` (watch tables), `quota` (quota usage), `tree`
+//! (copy-on-write node slab), `payload` (a node's name and data in one compact field), `watch` (watch tables), `quota` (quota usage), `tree`
 //! (storage and txn application), `prep` (write validation), `read` (reads and watch ops),
 //! [`snapshot`] (the tree as a ZooKeeper snapshot stream and back, replay digest checks).
 //!
@@ -48,6 +48,7 @@ mod acl;
 mod arena;
 mod hash;
 pub mod path;
+mod payload;
 mod prep;
 mod quota;
 mod read;

@@ -66,7 +66,7 @@ impl DataTree {
         let n = self.arena.get(id);
         self.check_read(caller, self.acls.get(n.acl), need::READ)?;
         let resp = Response::GetData {
-            data: n.data.clone(),
+            data: n.data_bytes(),
             stat: self.client_stat(n),
         };
         if watch {
@@ -90,7 +90,7 @@ impl DataTree {
         let children: Vec<String> = self
             .children_ids(id)
             .into_iter()
-            .map(|c| self.arena.get(c).name.to_string())
+            .map(|c| self.arena.get(c).name().to_string())
             .collect();
         if watch {
             self.watches
@@ -121,7 +121,7 @@ impl DataTree {
         let names: Vec<&str> = self
             .children_ids(id)
             .into_iter()
-            .map(|c| &*self.arena.get(c).name)
+            .map(|c| self.arena.get(c).name())
             .collect();
         let encoded = encode(stat, &names);
         drop(names);

@@ -16,8 +16,8 @@
 //!   rebuilds the ephemeral / container / TTL sets and the session table, recomputes the
 //!   digest, ZooKeeper's data-size counter and the quota usage (`setupQuota`). It takes
 //!   each node borrowed from the reader's buffer (`node_ref`) and allocates only what
-//!   the tree keeps (the name and the data); the name index is sized from the file
-//!   length before the first node (`expect_bytes`).
+//!   the tree keeps (one block for the name and small data, see `payload`); the name
+//!   index is sized from the file length before the first node (`expect_bytes`).
 //! * [`DataTree::replay_entry`] replays a logged txn and compares digests the way
 //!   ZooKeeper 3.8 does during restore.
 //!
@@ -37,13 +37,12 @@
 //! used by the one thread reading the file.
 
 use crate::acl::AclId;
-use crate::arena::{NodeId, NIL, NODES_MAX};
+use crate::arena::{Node, NodeId, NIL, NODES_MAX};
 use crate::hash::{child_hash, FastMap};
 use crate::path::{self, split_last, utf16_len};
 use crate::quota;
-use crate::tree::{blank_node, len_i64, NodeKind, Sink};
+use crate::tree::{len_i64, NodeKind, Sink};
 use crate::{DataTree, TreeConfig};
-use bytes::Bytes;
 use corral_proto::records::{Acl, StatPersisted};
 use corral_proto::TxnEntry;
 use corral_storage::error::{BoxError, Result as StorageResult};
@@ -156,11 +155,11 @@ impl SnapshotSource for TreeSnapshot {
             buf.truncate(parent_len);
             if id != self.root {
                 buf.push('/');
-                buf.push_str(&n.name);
+                buf.push_str(n.name());
             }
             f(NodeRecord {
                 path: &buf,
-                data: n.data.as_deref(),
+                data: n.data(),
                 acl_id: n.acl.snapshot_id(),
                 stat: StatPersisted {
                     czxid: n.czxid,
@@ -281,21 +280,13 @@ impl TreeBuilder {
             acl_id,
             stat,
         } = node;
-        // The node owns a copy of its data (the record borrows the reader's buffer).
-        let data = data.map(|d| {
-            if d.is_empty() {
-                Bytes::new()
-            } else {
-                Bytes::copy_from_slice(d)
-            }
-        });
         if self.tree.arena.len() >= NODES_MAX {
             return Err(format!(
                 "too many nodes (the tree holds at most {NODES_MAX})"
             ));
         }
         let acl = self.resolve_acl(node_path, acl_id)?;
-        let data_len = len_i64(data.as_ref().map_or(0, |d| d.len()));
+        let data_len = len_i64(data.map_or(0, <[u8]>::len));
         let (parent, name, hash) = if node_path.is_empty() {
             if self.tree.root != NIL || self.tree.arena.len() != 0 {
                 return Err("the root node \"\" appears twice".into());
@@ -328,7 +319,7 @@ impl TreeBuilder {
                     path::event_parent(parent_path)
                 ));
             };
-            let hash = child_hash(parent, name);
+            let hash = child_hash(parent, name.as_bytes());
             if self.tree.child_hashed(parent, name, hash).is_some() {
                 return Err(format!("node {node_path:?} appears twice"));
             }
@@ -345,8 +336,9 @@ impl TreeBuilder {
             }
             (parent, name, hash)
         };
-        let mut n = blank_node(name, parent);
-        n.data = data;
+        // The node owns a copy of its name and data (the record borrows the reader's
+        // buffer).
+        let mut n = Node::new(name, data, parent);
         n.czxid = stat.czxid;
         n.mzxid = stat.mzxid;
         n.pzxid = stat.pzxid;
@@ -451,7 +443,7 @@ impl DataTree {
         while let Some((id, p)) = stack.pop() {
             let n = self.arena.get(id);
             if n.num_children == 0 {
-                if &*n.name == quota::LIMIT_NODE {
+                if n.name() == quota::LIMIT_NODE {
                     let parent = split_last(&p).map_or("", |(parent, _)| parent);
                     if let Some(real) = quota::trim_quota_path(parent) {
                         roots.push(real.to_string());
@@ -460,7 +452,7 @@ impl DataTree {
                 continue;
             }
             for c in self.children_ids(id) {
-                let cp = path::join(&p, &self.arena.get(c).name);
+                let cp = path::join(&p, self.arena.get(c).name());
                 stack.push((c, cp));
             }
         }

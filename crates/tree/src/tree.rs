@@ -133,46 +133,11 @@ fn node_digest(path: &str, n: &Node) -> u32 {
     stat[52..60].copy_from_slice(&n.ephemeral_owner.to_be_bytes());
     let mut h = crc32fast::Hasher::new();
     h.update(p.as_bytes());
-    if let Some(d) = &n.data {
+    if let Some(d) = n.data() {
         h.update(d);
     }
     h.update(&stat);
     h.finalize()
-}
-
-pub(crate) fn blank_node(name: &str, parent: NodeId) -> Node {
-    Node {
-        name: name.into(),
-        data: Some(Bytes::new()),
-        czxid: 0,
-        mzxid: 0,
-        pzxid: 0,
-        ctime: 0,
-        mtime: 0,
-        ephemeral_owner: 0,
-        version: 0,
-        cversion: 0,
-        aversion: 0,
-        acl: AclId::OPEN,
-        digest: 0,
-        num_children: 0,
-        parent,
-        first_child: NIL,
-        next_sibling: NIL,
-        prev_sibling: NIL,
-    }
-}
-
-/// Copies request bytes into their own allocation so a stored node never pins a larger
-/// receive buffer.
-fn own(data: Option<&Bytes>) -> Option<Bytes> {
-    data.map(|d| {
-        if d.is_empty() {
-            Bytes::new()
-        } else {
-            Bytes::copy_from_slice(d)
-        }
-    })
 }
 
 pub(crate) fn len_i64(n: usize) -> i64 {
@@ -185,7 +150,7 @@ impl DataTree {
     /// (world:anyone READ, aversion -1), all with empty (not null) data and zero stats.
     pub fn new(cfg: TreeConfig) -> DataTree {
         let mut t = DataTree::empty(cfg);
-        t.root = t.arena.alloc(blank_node("", NIL));
+        t.root = t.arena.alloc(Node::new("", Some(b""), NIL));
         let zk = t.add_builtin(t.root, "zookeeper");
         // ZooKeeper's HashSet yields `config` before `quota` (snapshot.0, `ls /zookeeper`).
         let config = t.add_builtin(zk, "config");
@@ -223,7 +188,7 @@ impl DataTree {
     }
 
     fn add_builtin(&mut self, parent: NodeId, name: &str) -> NodeId {
-        let id = self.arena.alloc(blank_node(name, parent));
+        let id = self.arena.alloc(Node::new(name, Some(b""), parent));
         self.link(parent, id);
         id
     }
@@ -235,7 +200,7 @@ impl DataTree {
     // ---- lookup -------------------------------------------------------------------------
 
     pub(crate) fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
-        self.child_hashed(parent, name, child_hash(parent, name))
+        self.child_hashed(parent, name, child_hash(parent, name.as_bytes()))
     }
 
     /// [`Self::child`] when the caller already has `child_hash(parent, name)`.
@@ -244,7 +209,7 @@ impl DataTree {
         self.index
             .find(hash, |&id| {
                 let n = arena.get(id);
-                n.parent == parent && &*n.name == name
+                n.parent == parent && n.name_bytes() == name.as_bytes()
             })
             .copied()
     }
@@ -254,7 +219,7 @@ impl DataTree {
         let arena = &self.arena;
         self.index.reserve(nodes, |&x| {
             let n = arena.get(x);
-            child_hash(n.parent, &n.name)
+            child_hash(n.parent, n.name_bytes())
         });
     }
 
@@ -263,7 +228,7 @@ impl DataTree {
         let arena = &self.arena;
         self.index.shrink_to_fit(|&x| {
             let n = arena.get(x);
-            child_hash(n.parent, &n.name)
+            child_hash(n.parent, n.name_bytes())
         });
     }
 
@@ -289,7 +254,7 @@ impl DataTree {
         let mut cur = id;
         while cur != self.root {
             let n = self.arena.get(cur);
-            names.push(n.name.clone());
+            names.push(n.name());
             cur = n.parent;
         }
         let mut s = String::new();
@@ -346,7 +311,7 @@ impl DataTree {
     pub(crate) fn link(&mut self, parent: NodeId, id: NodeId) {
         let hash = {
             let n = self.arena.get(id);
-            child_hash(n.parent, &n.name)
+            child_hash(n.parent, n.name_bytes())
         };
         self.link_hashed(parent, id, hash);
     }
@@ -373,7 +338,7 @@ impl DataTree {
         let arena = &self.arena;
         self.index.insert_unique(hash, id, |&x| {
             let n = arena.get(x);
-            child_hash(n.parent, &n.name)
+            child_hash(n.parent, n.name_bytes())
         });
     }
 
@@ -384,7 +349,7 @@ impl DataTree {
                 n.parent,
                 n.next_sibling,
                 n.prev_sibling,
-                child_hash(n.parent, &n.name),
+                child_hash(n.parent, n.name_bytes()),
             )
         };
         if next == id {
@@ -519,8 +484,7 @@ impl DataTree {
         assert!(self.arena.len() < NODES_MAX, "tree full");
         self.move_cversion_forward(parent, &parent_event_path, parent_cversion, zxid);
         let acl_id = self.acls.intern(acl);
-        let mut node = blank_node(name, parent);
-        node.data = own(data);
+        let mut node = Node::new(name, data.map(|d| &d[..]), parent);
         node.czxid = zxid;
         node.mzxid = zxid;
         node.pzxid = zxid;
@@ -642,7 +606,7 @@ impl DataTree {
         let mut stack = vec![(id, node_path.to_string())];
         while let Some((n, p)) = stack.pop() {
             for c in self.children_ids(n) {
-                let cp = path::join(&p, &self.arena.get(c).name);
+                let cp = path::join(&p, self.arena.get(c).name());
                 order.push(cp.clone());
                 stack.push((c, cp));
             }
@@ -672,7 +636,7 @@ impl DataTree {
         let old_len = len_i64(self.arena.get(id).data_len());
         {
             let n = self.arena.get_mut(id);
-            n.data = own(data);
+            n.set_data(data.map(|d| &d[..]));
             n.mtime = time;
             n.mzxid = zxid;
             n.version = version;
@@ -773,7 +737,7 @@ impl DataTree {
         let Some(id) = self.lookup(&sp) else {
             return;
         };
-        let Some(mut st) = StatsTrack::parse(self.arena.get(id).data.as_deref()) else {
+        let Some(mut st) = StatsTrack::parse(self.arena.get(id).data()) else {
             return;
         };
         st.add(count_diff, bytes_diff);
@@ -784,10 +748,10 @@ impl DataTree {
         let Some(id) = self.lookup(stat_path) else {
             return;
         };
-        let text = Bytes::from(st.render());
+        let text = st.render();
         let old = len_i64(self.arena.get(id).data_len());
         self.quota_size_drift += len_i64(text.len()) - old;
-        self.arena.get_mut(id).data = Some(text);
+        self.arena.get_mut(id).set_data(Some(text.as_bytes()));
         self.refresh_digest(id, stat_path);
     }
 
@@ -890,7 +854,7 @@ impl DataTree {
                 let stat = self.set_data(sink, path, data.as_ref(), *version, zxid, time)?;
                 let data = self
                     .lookup(path)
-                    .and_then(|id| self.arena.get(id).data.clone());
+                    .and_then(|id| self.arena.get(id).data_bytes());
                 Ok(Response::GetData { data, stat })
             }
             Txn::SetAcl { path, acl, version } => {
@@ -1166,7 +1130,7 @@ impl DataTree {
     pub fn get(&self, path: &str) -> Option<(Option<Bytes>, Stat)> {
         self.lookup(path).map(|id| {
             let n = self.arena.get(id);
-            (n.data.clone(), self.client_stat(n))
+            (n.data_bytes(), self.client_stat(n))
         })
     }
 
@@ -1176,7 +1140,7 @@ impl DataTree {
             let mut v: Vec<String> = self
                 .children_ids(id)
                 .into_iter()
-                .map(|c| self.arena.get(c).name.to_string())
+                .map(|c| self.arena.get(c).name().to_string())
                 .collect();
             v.sort();
             v
@@ -1211,7 +1175,7 @@ impl DataTree {
         self.arena.check_invariants();
         let root = self.arena.get(self.root);
         assert_eq!(root.parent, NIL, "root has a parent");
-        assert_eq!(&*root.name, "", "root has a name");
+        assert_eq!(root.name(), "", "root has a name");
         // Walk the tree from the root.
         let mut seen = 0usize;
         let mut digest = 0i64;
@@ -1252,22 +1216,18 @@ impl DataTree {
             for &c in &kids {
                 let cn = self.arena.get(c);
                 assert_eq!(cn.parent, id, "parent link of a child of {shown}");
+                let name = cn.name();
                 assert!(
-                    !cn.name.is_empty() && !cn.name.contains('/'),
+                    !name.is_empty() && !name.contains('/'),
                     "bad name under {shown}"
                 );
-                assert_eq!(
-                    self.child(id, &cn.name),
-                    Some(c),
-                    "index misses {shown}/{}",
-                    cn.name
-                );
+                assert_eq!(self.child(id, name), Some(c), "index misses {shown}/{name}");
                 assert_eq!(
                     self.arena.get(cn.next_sibling).prev_sibling,
                     c,
                     "sibling links under {shown}"
                 );
-                stack.push((c, format!("{p}/{}", cn.name)));
+                stack.push((c, format!("{p}/{name}")));
             }
         }
         assert_eq!(seen, self.arena.len(), "unreachable nodes in the arena");
