@@ -30,7 +30,7 @@
 //!
 //! Either way nobody sees a state, or a zxid, that a crash could take back.
 
-use crate::durable::{self, LogCmd, LogEvent};
+use crate::durable::{self, LogCmd, LogEvent, LogHandle};
 use crate::fourlw;
 use crate::gate::ReleaseGate;
 use crate::settings::ServerSettings;
@@ -43,7 +43,6 @@ use corral_storage::fs::FileSystem;
 use corral_storage::layout::DataDirs;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -163,7 +162,7 @@ pub(crate) struct ConnHandle {
 pub struct Storage {
     pub fs: Arc<dyn FileSystem>,
     pub dirs: DataDirs,
-    pub log: std_mpsc::Sender<LogCmd>,
+    pub log: LogHandle,
     pub events: mpsc::UnboundedReceiver<LogEvent>,
     /// For the snapshot thread's reports.
     pub events_tx: mpsc::UnboundedSender<LogEvent>,
