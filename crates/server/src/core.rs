@@ -704,3 +704,6 @@ impl Core {
         &self.clock
     }
 }
+
+#[cfg(test)]
+mod tests;
