@@ -449,6 +449,11 @@ fn log_loop(
         shared.queued.fetch_sub(commands, Ordering::Release);
     }
     shared.lock().close();
+    tracing::info!(
+        inline = shared.inline_syncs.load(Ordering::Relaxed),
+        log_thread = shared.thread_syncs.load(Ordering::Relaxed),
+        "txn log closed; syncs done inline by the core and by the log thread"
+    );
 }
 
 /// Loaded state at start-up.
