@@ -44,9 +44,12 @@
 //!
 //! Trade-off: an inline fdatasync blocks the core, and the tokio worker it runs on, for
 //! its duration. It is only taken when nothing was queued for the core, so a request
-//! arriving meanwhile waits for at most that one sync; requests that queue up meanwhile
-//! then find the channel non-empty and their appends go to the log thread, so under load
-//! the log thread syncs in parallel with the core, as before.
+//! arriving meanwhile waits for at most that one sync (reads included, which the log
+//! thread path would have answered meanwhile). Under concurrent load the two paths
+//! alternate: a wake-up that leaves messages queued, or finds the log thread busy, hands
+//! its appends to the log thread, which then syncs while the core goes on. (With the
+//! bench's 8 sessions x 16 in flight, between a quarter and two thirds of the syncs were
+//! inline; throughput held, and CPU per op fell.)
 
 use crate::durable::{self, LogCmd, LogEvent, LogHandle};
 use crate::fourlw;
