@@ -1,11 +1,15 @@
-//! Durable storage for the running server: recovery at start, the log thread (group
-//! commit), and background snapshots.
+//! Durable storage for the running server: recovery at start, the txn log (group commit,
+//! on the log thread or, for a standalone server that is otherwise idle, inline on the
+//! core), and background snapshots.
 //!
-//! Owns: the [`TxnLogWriter`] (on its own OS thread, so fsyncs never block the runtime), the
-//! snapshot/roll trigger, and the snapshot writer thread.
+//! Owns: the [`LogState`] (the [`TxnLogWriter`] and the snapshot/roll trigger, the one
+//! place that appends, rolls and syncs), shared behind a mutex by the log thread and the
+//! core's inline path; the log thread (its own OS thread, so that under load fsyncs do
+//! not block the runtime); the snapshot writer thread.
 //!
 //! Protocol with the core task:
-//! * the core sends [`LogCmd::Append`] for every txn, in zxid order;
+//! * the core sends [`LogCmd::Append`] for every txn, in zxid order, through its
+//!   [`LogHandle`], which counts the commands queued;
 //! * the log thread appends everything queued, then syncs once (group commit: under load
 //!   many txns share one fsync; under light load each txn gets its own immediately, so
 //!   batching adds no latency), then reports [`LogEvent::Durable`] with the highest zxid
@@ -13,11 +17,32 @@
 //!   passes a [`ReleaseGate`]: the log thread then advances it itself, handing the held
 //!   replies straight to their connections, and reports `Durable` to the core only when
 //!   the core may have stopped taking requests because too much was held;
-//! * when the trigger fires, the log thread rolls to a new file and reports
-//!   [`LogEvent::SnapshotDue`]; the core then hands a copy-on-write clone of the tree to
+//! * when the trigger fires, the log rolls to a new file; the log thread then reports
+//!   [`LogEvent::SnapshotDue`] and the core hands a copy-on-write clone of the tree to
 //!   [`spawn_snapshot`];
 //! * a failed write or fsync latches: the log thread reports [`LogEvent::Failed`] once and
 //!   stops; it never retries an fsync. The core then stops serving.
+//!
+//! Inline writes (standalone only, see `core`): when the log thread is idle
+//! ([`LogHandle::thread_idle`]: no command queued or in progress) and the core has nothing
+//! else to do, the core appends and syncs a batch itself with [`LogHandle::write_inline`],
+//! then advances the gate and starts a due snapshot itself. This saves the two cross-thread
+//! wake-ups (core to log thread, log thread to a connection's writer) of a serial write.
+//! Why it is safe:
+//! * Log order: only the core produces appends, in zxid order. `queued == 0` means every
+//!   txn it handed the log thread is already synced, and nothing new reaches the log
+//!   thread while the core writes inline (the core is busy doing it), so the file stays in
+//!   zxid order and the inline sync covers every earlier txn too.
+//! * The lock is free: the log thread holds it only while a batch is in progress, and
+//!   decrements `queued` after dropping it, so the core never waits on it.
+//! * One gate advancer at a time: the log thread advances the gate before it decrements
+//!   `queued` (Release; the core reads it with Acquire), and gets no new command until the
+//!   core, single-threaded, has finished its inline write and advance. The gate's
+//!   hand-over (see `gate`) assumes its `advance` calls do not overlap.
+//! * Failure: [`LogState`] latches the first error for both users. An inline failure
+//!   makes the core stop as a log-thread failure does, and the log thread fails any later
+//!   command; a log-thread failure leaves `queued` above zero, so the core never writes
+//!   inline again.
 
 use crate::core::HELD_OUTPUTS_MAX;
 use crate::gate::ReleaseGate;
@@ -26,8 +51,9 @@ use corral_storage::fs::FileSystem;
 use corral_storage::layout::DataDirs;
 use corral_storage::log::{LogWriterOptions, TxnLogWriter};
 use corral_storage::trigger::{SnapTrigger, SnapTriggerConfig};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 /// Most txns appended before one sync, so a flood still gets synced in bounded batches
@@ -79,6 +105,202 @@ pub struct LogSettings {
     pub trigger_seed: u64,
 }
 
+/// The txn log writer with its snapshot/roll trigger: the one place that appends, rolls
+/// and syncs. Behind [`LogShared::state`], used by the log thread and by the standalone
+/// core's inline path.
+pub struct LogState {
+    /// None only after a failed truncation (then `failed` is set).
+    writer: Option<TxnLogWriter>,
+    trigger: SnapTrigger,
+    opts: LogWriterOptions,
+    fs: Arc<dyn FileSystem>,
+    dirs: DataDirs,
+    /// Highest zxid appended since the last sync.
+    unsynced: Option<i64>,
+    /// The log was rolled since the last [`LogState::take_snapshot_due`].
+    snapshot_due: bool,
+    /// Latched: the first failure, returned by every later call.
+    failed: Option<String>,
+}
+
+impl LogState {
+    fn latch(&mut self, e: String) -> String {
+        if self.failed.is_none() {
+            self.failed = Some(e.clone());
+        }
+        e
+    }
+
+    fn writer(&mut self) -> Result<&mut TxnLogWriter, String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        match self.writer.as_mut() {
+            Some(w) => Ok(w),
+            None => Err("the txn log is closed".into()),
+        }
+    }
+
+    /// Appends one entry (`bytes` when already encoded), counts it towards the trigger,
+    /// and rolls the log when the trigger fires.
+    fn append(&mut self, zxid: i64, entry: Entry<'_>) -> Result<(), String> {
+        let r = self.append_inner(zxid, entry);
+        r.map_err(|e| self.latch(e))
+    }
+
+    fn append_inner(&mut self, zxid: i64, entry: Entry<'_>) -> Result<(), String> {
+        let w = self.writer()?;
+        let before = w.current_file_bytes();
+        match entry {
+            Entry::Decoded(e) => w.append(e),
+            Entry::Encoded(b) => w.append_encoded(zxid, b),
+        }
+        .map_err(|e| e.to_string())?;
+        let bytes = w.current_file_bytes().saturating_sub(before);
+        self.unsynced = Some(zxid);
+        if self.trigger.on_logged(bytes.max(1)) {
+            self.snapshot_due = true;
+            self.writer()?.roll().map_err(|e| e.to_string())?;
+            self.trigger.reset();
+        }
+        Ok(())
+    }
+
+    /// Writes and syncs everything appended; returns the highest zxid that became
+    /// durable (None when nothing was appended since the last sync).
+    fn sync(&mut self) -> Result<Option<i64>, String> {
+        // Never retried: the writer is latched and every later call fails the same way.
+        let r = self
+            .writer()
+            .and_then(|w| w.sync().map_err(|e| e.to_string()));
+        r.map_err(|e| self.latch(e))?;
+        Ok(self.unsynced.take())
+    }
+
+    /// Whether the log rolled since the last call (a snapshot is due).
+    fn take_snapshot_due(&mut self) -> bool {
+        std::mem::take(&mut self.snapshot_due)
+    }
+
+    /// Closes the writer, truncates the data directory after `zxid`, and opens a new
+    /// writer. The caller synced first.
+    fn truncate(&mut self, zxid: i64) -> Result<String, String> {
+        self.writer()?;
+        let w = self.writer.take().expect("checked above");
+        let r = truncate_and_reopen(w, zxid, &self.fs, &self.dirs, self.opts);
+        match r {
+            Ok((w, what)) => {
+                self.writer = Some(w);
+                Ok(what)
+            }
+            Err(e) => Err(self.latch(e)),
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(Err(e)) = self.writer.take().map(|w| w.close()) {
+            tracing::error!("closing the txn log failed: {e}");
+        }
+    }
+}
+
+/// An entry to append, decoded or already encoded.
+enum Entry<'a> {
+    Decoded(&'a TxnEntry),
+    Encoded(&'a [u8]),
+}
+
+/// What the log thread and the core share.
+pub struct LogShared {
+    state: Mutex<LogState>,
+    /// Commands handed to the log thread and not yet fully carried out: appended,
+    /// synced, reported and released through the gate. Only the core increments it
+    /// (before sending); the log thread decrements it after everything else it does for
+    /// a batch. Zero therefore means the log thread is idle and every txn the core ever
+    /// handed it is on disk and released.
+    queued: AtomicUsize,
+    /// Syncs done on the core's inline path, and by the log thread (for tests and
+    /// diagnostics).
+    pub inline_syncs: AtomicU64,
+    pub thread_syncs: AtomicU64,
+}
+
+impl LogShared {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic while appending would leave the writer in an unknown state; latch.
+        self.state.lock().unwrap_or_else(|e| {
+            let mut st = e.into_inner();
+            st.latch("a thread panicked while writing the txn log".into());
+            st
+        })
+    }
+}
+
+/// The core's handle on the log: the log thread's queue and the shared state.
+pub struct LogHandle {
+    tx: std_mpsc::Sender<LogCmd>,
+    shared: Arc<LogShared>,
+}
+
+/// The log thread has stopped (after a failure it reported, or a shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogThreadStopped;
+
+/// What [`LogHandle::write_inline`] made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineSynced {
+    /// The highest zxid now on disk (None when nothing was appended).
+    pub zxid: Option<i64>,
+    /// The log rolled: the caller starts a snapshot.
+    pub snapshot_due: bool,
+}
+
+impl LogHandle {
+    /// Hands `cmd` to the log thread. An error means the log thread has stopped after a
+    /// failure, which it reports separately.
+    pub fn send(&self, cmd: LogCmd) -> Result<(), LogThreadStopped> {
+        // Counted before sending, so the log thread's decrement can never come first. On
+        // an error the count stays up: the inline path stays closed too.
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(cmd).map_err(|_| LogThreadStopped)
+    }
+
+    /// The log thread has nothing queued or in progress: every txn handed to it is on
+    /// disk and its releases are done.
+    pub fn thread_idle(&self) -> bool {
+        // Acquire pairs with the log thread's Release decrement: what it did for those
+        // commands (the sync, the gate advance) happened before this returns true.
+        self.shared.queued.load(Ordering::Acquire) == 0
+    }
+
+    /// The shared state (for tests and diagnostics).
+    pub fn shared(&self) -> &Arc<LogShared> {
+        &self.shared
+    }
+
+    /// Appends `entries` (in zxid order, all above anything appended before) and syncs,
+    /// on the calling thread. Only the core calls this, and only when
+    /// [`Self::thread_idle`]: the log thread then holds no earlier txn (so the log keeps
+    /// zxid order) and does not hold the lock (so this does not wait for it). A failure
+    /// latches the log for the log thread too.
+    pub fn write_inline(&self, entries: &[TxnEntry]) -> Result<InlineSynced, String> {
+        debug_assert!(
+            self.thread_idle(),
+            "inline write while the log thread is busy"
+        );
+        let mut st = self.shared.lock();
+        for e in entries {
+            st.append(e.header.zxid, Entry::Decoded(e))?;
+        }
+        let zxid = st.sync()?;
+        self.shared.inline_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(InlineSynced {
+            zxid,
+            snapshot_due: st.take_snapshot_due(),
+        })
+    }
+}
+
 /// Starts the log thread for `dirs`, appending above `last_zxid`.
 pub fn spawn_log_thread(
     fs: Arc<dyn FileSystem>,
@@ -87,15 +309,32 @@ pub fn spawn_log_thread(
     settings: LogSettings,
     events: mpsc::UnboundedSender<LogEvent>,
     gate: Option<Arc<ReleaseGate>>,
-) -> std::io::Result<(std_mpsc::Sender<LogCmd>, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(LogHandle, std::thread::JoinHandle<()>)> {
     let writer = TxnLogWriter::new(fs.clone(), &dirs.log_dir, Some(last_zxid), settings.writer)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let shared = Arc::new(LogShared {
+        state: Mutex::new(LogState {
+            writer: Some(writer),
+            trigger: SnapTrigger::new(settings.trigger, settings.trigger_seed),
+            opts: settings.writer,
+            fs,
+            dirs: dirs.clone(),
+            unsynced: None,
+            snapshot_due: false,
+            failed: None,
+        }),
+        queued: AtomicUsize::new(0),
+        inline_syncs: AtomicU64::new(0),
+        thread_syncs: AtomicU64::new(0),
+    });
     let (tx, rx) = std_mpsc::channel::<LogCmd>();
-    let dirs = dirs.clone();
     let handle = std::thread::Builder::new()
         .name("corral-txnlog".into())
-        .spawn(move || log_loop(writer, rx, settings, events, gate, fs, dirs))?;
-    Ok((tx, handle))
+        .spawn({
+            let shared = shared.clone();
+            move || log_loop(&shared, rx, events, gate)
+        })?;
+    Ok((LogHandle { tx, shared }, handle))
 }
 
 /// Closes `writer`, truncates the data directory after `zxid`, and opens a new writer.
@@ -117,16 +356,11 @@ fn truncate_and_reopen(
 }
 
 fn log_loop(
-    writer: TxnLogWriter,
+    shared: &LogShared,
     rx: std_mpsc::Receiver<LogCmd>,
-    settings: LogSettings,
     events: mpsc::UnboundedSender<LogEvent>,
     gate: Option<Arc<ReleaseGate>>,
-    fs: Arc<dyn FileSystem>,
-    dirs: DataDirs,
 ) {
-    let mut slot = Some(writer);
-    let mut trigger = SnapTrigger::new(settings.trigger, settings.trigger_seed);
     let mut shutting_down = false;
     while !shutting_down {
         // Block for the first command, then take whatever else is already queued.
@@ -138,23 +372,23 @@ fn log_loop(
                 Err(_) => break,
             }
         }
-        let mut last = None;
-        let mut snapshot_due = false;
+        let commands = batch.len();
+        let mut st = shared.lock();
         for cmd in batch {
-            let writer = slot.as_mut().expect("the log writer is always put back");
             match cmd {
                 LogCmd::Truncate { zxid, done } => {
-                    if let Err(e) = writer.sync() {
-                        let _ = events.send(LogEvent::Failed(e.to_string()));
-                        return;
+                    match st.sync() {
+                        Ok(Some(z)) => {
+                            let _ = events.send(LogEvent::Durable(z));
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = events.send(LogEvent::Failed(e));
+                            return;
+                        }
                     }
-                    if let Some(z) = last.take() {
-                        let _ = events.send(LogEvent::Durable(z));
-                    }
-                    let w = slot.take().expect("writer present");
-                    match truncate_and_reopen(w, zxid, &fs, &dirs, settings.writer) {
-                        Ok((w, what)) => {
-                            slot = Some(w);
+                    match st.truncate(zxid) {
+                        Ok(what) => {
                             let _ = done.send(Ok(what));
                         }
                         Err(e) => {
@@ -164,40 +398,37 @@ fn log_loop(
                         }
                     }
                 }
-                cmd @ (LogCmd::Append(_) | LogCmd::AppendEncoded { .. }) => {
-                    let before = writer.current_file_bytes();
-                    let (zxid, r) = match cmd {
-                        LogCmd::Append(entry) => (entry.header.zxid, writer.append(&entry)),
-                        LogCmd::AppendEncoded { zxid, bytes } => {
-                            (zxid, writer.append_encoded(zxid, &bytes))
-                        }
-                        _ => unreachable!("matched above"),
-                    };
-                    if let Err(e) = r {
-                        let _ = events.send(LogEvent::Failed(e.to_string()));
+                LogCmd::Append(entry) => {
+                    if let Err(e) = st.append(entry.header.zxid, Entry::Decoded(&entry)) {
+                        let _ = events.send(LogEvent::Failed(e));
                         return;
                     }
-                    let bytes = writer.current_file_bytes().saturating_sub(before);
-                    last = Some(zxid);
-                    if trigger.on_logged(bytes.max(1)) {
-                        snapshot_due = true;
-                        if let Err(e) = writer.roll() {
-                            let _ = events.send(LogEvent::Failed(e.to_string()));
-                            return;
-                        }
-                        trigger.reset();
+                }
+                LogCmd::AppendEncoded { zxid, bytes } => {
+                    if let Err(e) = st.append(zxid, Entry::Encoded(&bytes)) {
+                        let _ = events.send(LogEvent::Failed(e));
+                        return;
                     }
                 }
                 LogCmd::Shutdown => shutting_down = true,
             }
         }
-        let writer = slot.as_mut().expect("the log writer is always put back");
-        if let Err(e) = writer.sync() {
-            // Never retried: the writer is latched and every later call fails the same way.
-            let _ = events.send(LogEvent::Failed(e.to_string()));
-            return;
+        let synced = match st.sync() {
+            Ok(z) => z,
+            Err(e) => {
+                // On failure `queued` is never decremented: the core's inline path stays
+                // closed, and the core stops on this report.
+                let _ = events.send(LogEvent::Failed(e));
+                return;
+            }
+        };
+        shared.thread_syncs.fetch_add(1, Ordering::Relaxed);
+        let snapshot_due = st.take_snapshot_due();
+        if shutting_down {
+            st.close();
         }
-        if let Some(z) = last {
+        drop(st);
+        if let Some(z) = synced {
             match &gate {
                 Some(g) => {
                     if g.advance(z) >= HELD_OUTPUTS_MAX {
@@ -213,10 +444,16 @@ fn log_loop(
         if snapshot_due {
             let _ = events.send(LogEvent::SnapshotDue);
         }
+        // Last: once this reaches zero the core may write inline and advance the gate
+        // itself, so this thread must be done with both.
+        shared.queued.fetch_sub(commands, Ordering::Release);
     }
-    if let Some(Err(e)) = slot.map(|w| w.close()) {
-        tracing::error!("closing the txn log failed: {e}");
-    }
+    shared.lock().close();
+    tracing::info!(
+        inline = shared.inline_syncs.load(Ordering::Relaxed),
+        log_thread = shared.thread_syncs.load(Ordering::Relaxed),
+        "txn log closed; syncs done inline by the core and by the log thread"
+    );
 }
 
 /// Loaded state at start-up.

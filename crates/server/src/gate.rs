@@ -1,11 +1,12 @@
 //! The release gate of a standalone server: client output that waits for the disk, shared
-//! by the core task (which holds output) and the log thread (which releases it after each
-//! sync), so a durable reply goes from the log thread straight to its connection's writer
-//! without another hop through the core.
+//! by the core task (which holds output) and whoever synced the log (which releases it
+//! after each sync): the log thread, so a durable reply goes from it straight to its
+//! connection's writer without another hop through the core, or the core itself after an
+//! inline sync.
 //!
 //! Owns the held items, each a frame or close for one connection with its *need*: the zxid
 //! that must be durable before it may go. Two watermarks are published:
-//! * `durable`: the highest zxid the log thread has synced. Stored *before* the items it
+//! * `durable`: the highest zxid synced to the log. Stored *before* the items it
 //!   frees are handed over. The core stamps reads with at most this zxid (see
 //!   `corral_node::Node::set_durable_zxid`), so a client never sees a zxid a crash could
 //!   take back.
@@ -20,13 +21,15 @@
 //! need), so handing items over in need order keeps each connection's FIFO order.
 //!
 //! Threading: [`ReleaseGate::hold`] is called by the core, [`ReleaseGate::advance`] by
-//! the log thread. The log thread takes the freed items out under the mutex and sends
-//! them outside it (a watch fan-out frees thousands; the core must not wait on the lock
-//! meanwhile), marking the hand-over as `draining`. While it is, `hold` queues even an
-//! item that is already durable, so it cannot overtake an earlier item of its connection
-//! still being sent; the log thread takes such items in its next pass and stores
-//! `released` only once a pass finds nothing more to send. The core's fast path is one
-//! atomic load ([`ReleaseGate::released`]).
+//! the log thread after its syncs, or by the core after an inline sync; calls to `advance`
+//! never overlap (`durable` explains how the two take turns), since two concurrent
+//! hand-overs could interleave one connection's items. The advancer takes the freed
+//! items out under the mutex and sends them outside it (a watch fan-out frees thousands;
+//! the core must not wait on the lock meanwhile), marking the hand-over as `draining`.
+//! While it is, `hold` queues even an item that is already durable, so it cannot overtake
+//! an earlier item of its connection still being sent; the advancer takes such items in
+//! its next pass and stores `released` only once a pass finds nothing more to send. The
+//! core's fast path is one atomic load ([`ReleaseGate::released`]).
 
 use crate::core::{ConnOut, ConnSender};
 use std::collections::VecDeque;
