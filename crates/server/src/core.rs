@@ -49,7 +49,9 @@
 //! alternate: a wake-up that leaves messages queued, or finds the log thread busy, hands
 //! its appends to the log thread, which then syncs while the core goes on. (With the
 //! bench's 8 sessions x 16 in flight, between a quarter and two thirds of the syncs were
-//! inline; throughput held, and CPU per op fell.)
+//! inline; throughput held, and CPU per op fell.) A slow disk therefore delays requests
+//! that arrive during an inline sync, as it does in ZooKeeper's standalone pipeline,
+//! whose SyncRequestProcessor thread takes no request, read or ping, while it flushes.
 
 use crate::durable::{self, LogCmd, LogEvent, LogHandle};
 use crate::fourlw;
