@@ -53,7 +53,7 @@
 //! that arrive during an inline sync, as it does in ZooKeeper's standalone pipeline,
 //! whose SyncRequestProcessor thread takes no request, read or ping, while it flushes.
 
-use crate::durable::{self, LogCmd, LogEvent, LogHandle};
+use crate::durable::{self, LogCmd, LogEvent, LogHandle, PendingAppend};
 use crate::fourlw;
 use crate::gate::ReleaseGate;
 use crate::settings::ServerSettings;
@@ -215,9 +215,12 @@ pub struct Core {
     pub(crate) appended_zxid: i64,
     /// Highest zxid reported on disk by the log thread or written inline.
     durable_zxid: i64,
-    /// Standalone: the appends of this wake-up, written at its end by
-    /// [`Core::write_appends`], in zxid order.
-    deferred: Vec<corral_proto::TxnEntry>,
+    /// The appends of this wake-up, written at its end by [`Core::write_appends`], in
+    /// zxid order; handed to the log thread first by [`Core::flush_deferred`] wherever
+    /// the core talks to the log (or the data directory) otherwise.
+    pub(crate) deferred: Vec<PendingAppend>,
+    /// Ensemble: this wake-up handed something to a peer's or a connection's writer task.
+    pub(crate) woke_writers: bool,
     /// Highest zxid whose dependent output may go: on disk (standalone), or committed by a
     /// quorum (ensemble leader).
     pub(crate) released_zxid: i64,
@@ -254,6 +257,7 @@ impl Core {
             released_zxid: durable_zxid,
             held: VecDeque::new(),
             deferred: Vec::new(),
+            woke_writers: false,
             snapshot_running: false,
             failed,
             quorum: None,
@@ -307,7 +311,9 @@ impl Core {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(CORE_BATCH_MAX);
         self.flush_replica();
+        self.flush_deferred();
         loop {
+            self.woke_writers = false;
             let accepting = self.held_len() < HELD_OUTPUTS_MAX;
             tokio::select! {
                 n = rx.recv_many(&mut batch, CORE_BATCH_MAX), if accepting => {
@@ -349,26 +355,48 @@ impl Core {
                 }
             }
             // Whatever this wake-up appended: inline when nothing else waits.
-            if !self.write_appends(rx.is_empty()) {
+            let idle = |c: &Core| rx.is_empty() && crate::ensemble::quorum_idle(&c.quorum);
+            if !self.deferred.is_empty()
+                && self.woke_writers
+                && idle(&self)
+                && self.storage.log.thread_idle()
+            {
+                // About to sync inline: first let the writer tasks this wake-up woke
+                // (proposals, ACKs, replies) run. The last one woken waits in this
+                // worker's LIFO slot, which no other worker steals, so it would otherwise
+                // go out only after the sync.
+                tokio::task::yield_now().await;
+            }
+            if !self.write_appends(idle(&self)) {
                 return;
             }
         }
     }
 
-    /// Standalone: writes the appends deferred during this wake-up. With `idle` (the
-    /// inbound channel is empty) and the log thread idle, the core appends, syncs and
-    /// advances the gate itself; otherwise the appends go to the log thread. False when
-    /// the inline write failed: the core has stopped serving and must return.
+    /// Hands the appends deferred so far to the log thread, in order. Called before
+    /// anything that needs the log to hold them (or to be ordered after them): a
+    /// truncation, a snapshot, an epoch file, a read of the log, shutdown.
+    pub(crate) fn flush_deferred(&mut self) {
+        for e in self.deferred.drain(..) {
+            // A send error means the log thread has stopped after a failure, which it
+            // reports separately; the held outputs then never go out.
+            let _ = self.storage.log.send(e.into_cmd());
+        }
+    }
+
+    /// Writes the appends deferred during this wake-up. With `idle` (nothing queued for
+    /// the core) and the log thread idle, the core appends and syncs them itself, then
+    /// does what the log thread's sync would have caused: standalone, it advances the
+    /// gate; in an ensemble, it tells the replica ([`Replica::durable`]) and carries out
+    /// what follows (a learner's ACK, a leader's commit). Otherwise the appends go to the
+    /// log thread. False when the inline write failed: the core has stopped serving and
+    /// must return.
     pub(crate) fn write_appends(&mut self, idle: bool) -> bool {
         if self.deferred.is_empty() {
             return true;
         }
         if !(idle && self.storage.log.thread_idle()) {
-            for e in self.deferred.drain(..) {
-                // A send error means the log thread has stopped after a failure, which it
-                // reports separately; the held outputs then never go out.
-                let _ = self.storage.log.send(LogCmd::Append(e));
-            }
+            self.flush_deferred();
             return true;
         }
         let r = self.storage.log.write_inline(&self.deferred);
@@ -377,8 +405,20 @@ impl Core {
             Ok(synced) => {
                 if let Some(z) = synced.zxid {
                     self.durable_zxid = self.durable_zxid.max(z);
-                    if let Some(g) = &self.storage.gate {
-                        g.advance(z);
+                    match &mut self.engine {
+                        Engine::Standalone(_) => {
+                            if let Some(g) = &self.storage.gate {
+                                g.advance(z);
+                            }
+                        }
+                        Engine::Ensemble(r) => {
+                            let now = self.clock.now();
+                            r.durable(z, now, &mut self.routputs);
+                            self.flush_replica();
+                            // Anything that appended (nothing does today) goes the
+                            // ordinary way: nothing more is synced inline this wake-up.
+                            self.flush_deferred();
+                        }
                     }
                 }
                 if synced.snapshot_due {
@@ -544,7 +584,7 @@ impl Core {
         match o {
             Output::Append(entry) if self.storage.gate.is_some() => {
                 self.appended_zxid = entry.header.zxid;
-                self.deferred.push(entry);
+                self.deferred.push(PendingAppend::Decoded(entry));
             }
             Output::Append(entry) => {
                 self.appended_zxid = entry.header.zxid;
@@ -608,6 +648,7 @@ impl Core {
     }
 
     pub(crate) fn execute(&mut self, o: Output) {
+        self.woke_writers = true;
         match o {
             Output::Send { conn, frame, .. } => {
                 if let Some(h) = self.conns.get(&conn) {
@@ -678,6 +719,8 @@ impl Core {
             tracing::warn!("snapshot already in progress, skipping this one");
             return;
         }
+        // The log gets every txn the snapshot holds before the snapshot is started.
+        self.flush_deferred();
         self.snapshot_running = true;
         let zxid = self.node().last_zxid();
         durable::spawn_snapshot(
@@ -694,7 +737,7 @@ impl Core {
             q.shutdown();
         }
         // Nothing is deferred between wake-ups; should anything be, it is written first.
-        self.write_appends(false);
+        self.flush_deferred();
         let _ = self.storage.log.send(LogCmd::Shutdown);
     }
 

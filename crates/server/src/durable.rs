@@ -79,6 +79,40 @@ pub enum LogCmd {
     Shutdown,
 }
 
+/// A txn the core has deferred to the end of its wake-up (see `core`): written by
+/// [`LogHandle::write_inline`] or handed to the log thread with [`PendingAppend::into_cmd`].
+#[derive(Debug)]
+pub enum PendingAppend {
+    /// A standalone node's txn.
+    Decoded(TxnEntry),
+    /// An ensemble member's txn, already encoded (the proposal's bytes).
+    Encoded { zxid: i64, bytes: bytes::Bytes },
+}
+
+impl PendingAppend {
+    pub fn zxid(&self) -> i64 {
+        match self {
+            PendingAppend::Decoded(e) => e.header.zxid,
+            PendingAppend::Encoded { zxid, .. } => *zxid,
+        }
+    }
+
+    /// The log thread's command for this append.
+    pub fn into_cmd(self) -> LogCmd {
+        match self {
+            PendingAppend::Decoded(e) => LogCmd::Append(e),
+            PendingAppend::Encoded { zxid, bytes } => LogCmd::AppendEncoded { zxid, bytes },
+        }
+    }
+
+    fn entry(&self) -> Entry<'_> {
+        match self {
+            PendingAppend::Decoded(e) => Entry::Decoded(e),
+            PendingAppend::Encoded { bytes, .. } => Entry::Encoded(bytes),
+        }
+    }
+}
+
 /// Reports from the storage threads to the core.
 #[derive(Debug)]
 pub enum LogEvent {
@@ -283,14 +317,14 @@ impl LogHandle {
     /// [`Self::thread_idle`]: the log thread then holds no earlier txn (so the log keeps
     /// zxid order) and does not hold the lock (so this does not wait for it). A failure
     /// latches the log for the log thread too.
-    pub fn write_inline(&self, entries: &[TxnEntry]) -> Result<InlineSynced, String> {
+    pub fn write_inline(&self, entries: &[PendingAppend]) -> Result<InlineSynced, String> {
         debug_assert!(
             self.thread_idle(),
             "inline write while the log thread is busy"
         );
         let mut st = self.shared.lock();
         for e in entries {
-            st.append(e.header.zxid, Entry::Decoded(e))?;
+            st.append(e.zxid(), e.entry())?;
         }
         let zxid = st.sync()?;
         self.shared.inline_syncs.fetch_add(1, Ordering::Relaxed);
