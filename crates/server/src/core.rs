@@ -13,8 +13,9 @@
 //! for the disk.
 //!
 //! Durability: the node applies a txn at once but its effects must not be seen before the
-//! txn is on disk. Every [`Output::Append`] goes to the txn log: to the log thread, or,
-//! standalone and otherwise idle, written and synced by the core itself (below).
+//! txn is on disk. Every [`Output::Append`] (an ensemble member's [`ReplicaOutput::Log`])
+//! goes to the txn log: to the log thread, or, when the core is otherwise idle, written
+//! and synced by the core itself (below).
 //! * Standalone: each frame carries the zxid it depends on (`after`: a write's own zxid,
 //!   the newest zxid a read observed, the txn that fired a notification), raised to the
 //!   previous need of its connection (FIFO). It goes at once if that is durable, else
@@ -31,7 +32,7 @@
 //!
 //! Either way nobody sees a state, or a zxid, that a crash could take back.
 //!
-//! Inline sync (standalone): the appends of the messages handled in one wake-up are
+//! Inline sync: the appends of the messages handled in one wake-up are
 //! collected, and at the end of the wake-up written in one go. When the core's inbound
 //! channel is empty and the log thread has nothing queued or in progress, the core
 //! appends and syncs them itself, then advances the gate itself: the held replies go to
@@ -41,6 +42,34 @@
 //! watermarks work the same either way: replies are held until their zxid is synced,
 //! reads are stamped with the gate's durable zxid. `durable` explains why the log
 //! order and the gate's single advancer are kept, and how failures latch.
+//!
+//! Inline sync, ensemble: a member defers its [`ReplicaOutput::Log`] appends the same
+//! way. Only the disk write moves: the `hold` bookkeeping (client output from there on
+//! waits for that zxid's Release) is done when the output is carried out, as before.
+//! Idle also requires the quorum's event sources to be empty. After an inline sync the
+//! core calls [`Replica::durable`] itself and carries out what follows, so a follower's
+//! ACK, or a leader's own ack and the commit it completes, leaves without the log
+//! thread's round trip. Why it is safe:
+//! * the replica hears that a zxid is durable only after a sync that covered it returned,
+//!   on whichever thread; a log-thread report that arrives after a later inline one is a
+//!   no-op (`durable` is monotone: a learner keeps the maximum, a leader's acks cover
+//!   everything up to the zxid);
+//! * whatever else talks to the log or the data directory (a TRUNC or SNAP truncation,
+//!   a snapshot start, an epoch file, a leader's read of its log, shutdown) first hands
+//!   the deferred appends to the log thread ([`Core::flush_deferred`]): the log thread
+//!   gets its commands in the same order as before, and the inline write happens only
+//!   when it has none left;
+//! * the wake-up's packets (a leader's proposals) are queued to their writer tasks while
+//!   its outputs are carried out, before the sync; if any writer was woken, the core
+//!   yields once before syncing, because the last task woken waits in this worker's
+//!   LIFO slot, which other workers do not steal, and would otherwise go out only after
+//!   the sync;
+//! * a failed inline write latches the server out ([`Core::fail`]) as a log-thread
+//!   failure does.
+//!
+//! The cost is the standalone one: packets and requests that arrive during an inline
+//! sync (on a leader, the learners' ACKs) wait for it, at most one sync; ones already
+//! queued send the appends to the log thread instead.
 //!
 //! Trade-off: an inline fdatasync blocks the core, and the tokio worker it runs on, for
 //! its duration. It is only taken when nothing was queued for the core, so a request

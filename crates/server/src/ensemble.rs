@@ -5,7 +5,12 @@
 //! leader connection, by generation, when learning), the running election, and the epoch
 //! files. Everything runs on the core task, in the order the replica asked, so the ordering
 //! rules of the replica (persist an epoch before the packet that depends on it, log before
-//! acknowledging, hold client replies until commit) hold by construction.
+//! acknowledging, hold client replies until commit) hold by construction. One step is
+//! moved: a txn's disk write ([`ReplicaOutput::Log`]) waits for the end of the core's
+//! wake-up, then is synced inline or handed to the log thread (see `core`, "Inline
+//! sync, ensemble"); the replica is told it is durable only after that, and every output
+//! that touches the log or the data directory hands the deferred appends to the log
+//! thread first.
 //!
 //! Rare, heavy steps (a learner's TRUNC or SNAP: truncating the log, writing a snapshot,
 //! reloading the tree) run synchronously on the core; they happen only while the member is
