@@ -46,7 +46,10 @@
 //! Inline sync, ensemble: a member defers its [`ReplicaOutput::Log`] appends the same
 //! way. Only the disk write moves: the `hold` bookkeeping (client output from there on
 //! waits for that zxid's Release) is done when the output is carried out, as before.
-//! Idle also requires the quorum's event sources to be empty. After an inline sync the
+//! Idle also requires the quorum's event sources to be empty; a wake-up for a quorum
+//! packet takes every socket event already queued (at most [`CORE_BATCH_MAX`]), so
+//! proposals that arrive together share one sync, inline or on the log thread (without
+//! it, a follower under load synced one proposal per wake-up). After an inline sync the
 //! core calls [`Replica::durable`] itself and carries out what follows, so a follower's
 //! ACK, or a leader's own ack and the commit it completes, leaves without the log
 //! thread's round trip. Why it is safe:
@@ -374,6 +377,15 @@ impl Core {
                 }
                 Some(ev) = crate::ensemble::next_event(&mut self.quorum) => {
                     self.on_quorum_event(ev);
+                    // Packets already here join this wake-up, and so its sync: a learner
+                    // given a stream of proposals logs them together.
+                    for _ in 1..CORE_BATCH_MAX {
+                        let Some(ev) = crate::ensemble::try_next_socket_event(&mut self.quorum)
+                        else {
+                            break;
+                        };
+                        self.on_quorum_event(ev);
+                    }
                 }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {

@@ -114,6 +114,12 @@ pub fn quorum_idle(q: &Option<QuorumShell>) -> bool {
     })
 }
 
+/// A quorum socket event that is already queued (None for a standalone server).
+pub fn try_next_socket_event(q: &mut Option<QuorumShell>) -> Option<QuorumInput> {
+    let q = q.as_mut()?;
+    q.events_rx.try_recv().ok().map(QuorumInput::Socket)
+}
+
 /// The next quorum input; never resolves for a standalone server.
 pub async fn next_event(q: &mut Option<QuorumShell>) -> Option<QuorumInput> {
     let Some(q) = q else {
