@@ -13,8 +13,9 @@
 //! for the disk.
 //!
 //! Durability: the node applies a txn at once but its effects must not be seen before the
-//! txn is on disk. Every [`Output::Append`] goes to the txn log: to the log thread, or,
-//! standalone and otherwise idle, written and synced by the core itself (below).
+//! txn is on disk. Every [`Output::Append`] (an ensemble member's [`ReplicaOutput::Log`])
+//! goes to the txn log: to the log thread, or, when the core is otherwise idle, written
+//! and synced by the core itself (below).
 //! * Standalone: each frame carries the zxid it depends on (`after`: a write's own zxid,
 //!   the newest zxid a read observed, the txn that fired a notification), raised to the
 //!   previous need of its connection (FIFO). It goes at once if that is durable, else
@@ -31,7 +32,7 @@
 //!
 //! Either way nobody sees a state, or a zxid, that a crash could take back.
 //!
-//! Inline sync (standalone): the appends of the messages handled in one wake-up are
+//! Inline sync: the appends of the messages handled in one wake-up are
 //! collected, and at the end of the wake-up written in one go. When the core's inbound
 //! channel is empty and the log thread has nothing queued or in progress, the core
 //! appends and syncs them itself, then advances the gate itself: the held replies go to
@@ -41,6 +42,37 @@
 //! watermarks work the same either way: replies are held until their zxid is synced,
 //! reads are stamped with the gate's durable zxid. `durable` explains why the log
 //! order and the gate's single advancer are kept, and how failures latch.
+//!
+//! Inline sync, ensemble: a member defers its [`ReplicaOutput::Log`] appends the same
+//! way. Only the disk write moves: the `hold` bookkeeping (client output from there on
+//! waits for that zxid's Release) is done when the output is carried out, as before.
+//! Idle also requires the quorum's event sources to be empty; a wake-up for a quorum
+//! packet takes every socket event already queued (at most [`CORE_BATCH_MAX`]), so
+//! proposals that arrive together share one sync, inline or on the log thread (without
+//! it, a follower under load synced one proposal per wake-up). After an inline sync the
+//! core calls [`Replica::durable`] itself and carries out what follows, so a follower's
+//! ACK, or a leader's own ack and the commit it completes, leaves without the log
+//! thread's round trip. Why it is safe:
+//! * the replica hears that a zxid is durable only after a sync that covered it returned,
+//!   on whichever thread; a log-thread report that arrives after a later inline one is a
+//!   no-op (`durable` is monotone: a learner keeps the maximum, a leader's acks cover
+//!   everything up to the zxid);
+//! * whatever else talks to the log or the data directory (a TRUNC or SNAP truncation,
+//!   a snapshot start, an epoch file, a leader's read of its log, shutdown) first hands
+//!   the deferred appends to the log thread ([`Core::flush_deferred`]): the log thread
+//!   gets its commands in the same order as before, and the inline write happens only
+//!   when it has none left;
+//! * the wake-up's packets (a leader's proposals) are queued to their writer tasks while
+//!   its outputs are carried out, before the sync; if any writer was woken, the core
+//!   yields once before syncing, because the last task woken waits in this worker's
+//!   LIFO slot, which other workers do not steal, and would otherwise go out only after
+//!   the sync;
+//! * a failed inline write latches the server out ([`Core::fail`]) as a log-thread
+//!   failure does.
+//!
+//! The cost is the standalone one: packets and requests that arrive during an inline
+//! sync (on a leader, the learners' ACKs) wait for it, at most one sync; ones already
+//! queued send the appends to the log thread instead.
 //!
 //! Trade-off: an inline fdatasync blocks the core, and the tokio worker it runs on, for
 //! its duration. It is only taken when nothing was queued for the core, so a request
@@ -53,7 +85,7 @@
 //! that arrive during an inline sync, as it does in ZooKeeper's standalone pipeline,
 //! whose SyncRequestProcessor thread takes no request, read or ping, while it flushes.
 
-use crate::durable::{self, LogCmd, LogEvent, LogHandle};
+use crate::durable::{self, LogCmd, LogEvent, LogHandle, PendingAppend};
 use crate::fourlw;
 use crate::gate::ReleaseGate;
 use crate::settings::ServerSettings;
@@ -215,9 +247,12 @@ pub struct Core {
     pub(crate) appended_zxid: i64,
     /// Highest zxid reported on disk by the log thread or written inline.
     durable_zxid: i64,
-    /// Standalone: the appends of this wake-up, written at its end by
-    /// [`Core::write_appends`], in zxid order.
-    deferred: Vec<corral_proto::TxnEntry>,
+    /// The appends of this wake-up, written at its end by [`Core::write_appends`], in
+    /// zxid order; handed to the log thread first by [`Core::flush_deferred`] wherever
+    /// the core talks to the log (or the data directory) otherwise.
+    pub(crate) deferred: Vec<PendingAppend>,
+    /// Ensemble: this wake-up handed something to a peer's or a connection's writer task.
+    pub(crate) woke_writers: bool,
     /// Highest zxid whose dependent output may go: on disk (standalone), or committed by a
     /// quorum (ensemble leader).
     pub(crate) released_zxid: i64,
@@ -254,6 +289,7 @@ impl Core {
             released_zxid: durable_zxid,
             held: VecDeque::new(),
             deferred: Vec::new(),
+            woke_writers: false,
             snapshot_running: false,
             failed,
             quorum: None,
@@ -307,7 +343,9 @@ impl Core {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(CORE_BATCH_MAX);
         self.flush_replica();
+        self.flush_deferred();
         loop {
+            self.woke_writers = false;
             let accepting = self.held_len() < HELD_OUTPUTS_MAX;
             tokio::select! {
                 n = rx.recv_many(&mut batch, CORE_BATCH_MAX), if accepting => {
@@ -339,6 +377,15 @@ impl Core {
                 }
                 Some(ev) = crate::ensemble::next_event(&mut self.quorum) => {
                     self.on_quorum_event(ev);
+                    // Packets already here join this wake-up, and so its sync: a learner
+                    // given a stream of proposals logs them together.
+                    for _ in 1..CORE_BATCH_MAX {
+                        let Some(ev) = crate::ensemble::try_next_socket_event(&mut self.quorum)
+                        else {
+                            break;
+                        };
+                        self.on_quorum_event(ev);
+                    }
                 }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
@@ -349,26 +396,48 @@ impl Core {
                 }
             }
             // Whatever this wake-up appended: inline when nothing else waits.
-            if !self.write_appends(rx.is_empty()) {
+            let idle = |c: &Core| rx.is_empty() && crate::ensemble::quorum_idle(&c.quorum);
+            if !self.deferred.is_empty()
+                && self.woke_writers
+                && idle(&self)
+                && self.storage.log.thread_idle()
+            {
+                // About to sync inline: first let the writer tasks this wake-up woke
+                // (proposals, ACKs, replies) run. The last one woken waits in this
+                // worker's LIFO slot, which no other worker steals, so it would otherwise
+                // go out only after the sync.
+                tokio::task::yield_now().await;
+            }
+            if !self.write_appends(idle(&self)) {
                 return;
             }
         }
     }
 
-    /// Standalone: writes the appends deferred during this wake-up. With `idle` (the
-    /// inbound channel is empty) and the log thread idle, the core appends, syncs and
-    /// advances the gate itself; otherwise the appends go to the log thread. False when
-    /// the inline write failed: the core has stopped serving and must return.
+    /// Hands the appends deferred so far to the log thread, in order. Called before
+    /// anything that needs the log to hold them (or to be ordered after them): a
+    /// truncation, a snapshot, an epoch file, a read of the log, shutdown.
+    pub(crate) fn flush_deferred(&mut self) {
+        for e in self.deferred.drain(..) {
+            // A send error means the log thread has stopped after a failure, which it
+            // reports separately; the held outputs then never go out.
+            let _ = self.storage.log.send(e.into_cmd());
+        }
+    }
+
+    /// Writes the appends deferred during this wake-up. With `idle` (nothing queued for
+    /// the core) and the log thread idle, the core appends and syncs them itself, then
+    /// does what the log thread's sync would have caused: standalone, it advances the
+    /// gate; in an ensemble, it tells the replica ([`Replica::durable`]) and carries out
+    /// what follows (a learner's ACK, a leader's commit). Otherwise the appends go to the
+    /// log thread. False when the inline write failed: the core has stopped serving and
+    /// must return.
     pub(crate) fn write_appends(&mut self, idle: bool) -> bool {
         if self.deferred.is_empty() {
             return true;
         }
         if !(idle && self.storage.log.thread_idle()) {
-            for e in self.deferred.drain(..) {
-                // A send error means the log thread has stopped after a failure, which it
-                // reports separately; the held outputs then never go out.
-                let _ = self.storage.log.send(LogCmd::Append(e));
-            }
+            self.flush_deferred();
             return true;
         }
         let r = self.storage.log.write_inline(&self.deferred);
@@ -377,8 +446,20 @@ impl Core {
             Ok(synced) => {
                 if let Some(z) = synced.zxid {
                     self.durable_zxid = self.durable_zxid.max(z);
-                    if let Some(g) = &self.storage.gate {
-                        g.advance(z);
+                    match &mut self.engine {
+                        Engine::Standalone(_) => {
+                            if let Some(g) = &self.storage.gate {
+                                g.advance(z);
+                            }
+                        }
+                        Engine::Ensemble(r) => {
+                            let now = self.clock.now();
+                            r.durable(z, now, &mut self.routputs);
+                            self.flush_replica();
+                            // Anything that appended (nothing does today) goes the
+                            // ordinary way: nothing more is synced inline this wake-up.
+                            self.flush_deferred();
+                        }
                     }
                 }
                 if synced.snapshot_due {
@@ -544,7 +625,7 @@ impl Core {
         match o {
             Output::Append(entry) if self.storage.gate.is_some() => {
                 self.appended_zxid = entry.header.zxid;
-                self.deferred.push(entry);
+                self.deferred.push(PendingAppend::Decoded(entry));
             }
             Output::Append(entry) => {
                 self.appended_zxid = entry.header.zxid;
@@ -608,6 +689,7 @@ impl Core {
     }
 
     pub(crate) fn execute(&mut self, o: Output) {
+        self.woke_writers = true;
         match o {
             Output::Send { conn, frame, .. } => {
                 if let Some(h) = self.conns.get(&conn) {
@@ -678,6 +760,8 @@ impl Core {
             tracing::warn!("snapshot already in progress, skipping this one");
             return;
         }
+        // The log gets every txn the snapshot holds before the snapshot is started.
+        self.flush_deferred();
         self.snapshot_running = true;
         let zxid = self.node().last_zxid();
         durable::spawn_snapshot(
@@ -694,7 +778,7 @@ impl Core {
             q.shutdown();
         }
         // Nothing is deferred between wake-ups; should anything be, it is written first.
-        self.write_appends(false);
+        self.flush_deferred();
         let _ = self.storage.log.send(LogCmd::Shutdown);
     }
 

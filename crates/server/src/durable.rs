@@ -1,6 +1,6 @@
 //! Durable storage for the running server: recovery at start, the txn log (group commit,
-//! on the log thread or, for a standalone server that is otherwise idle, inline on the
-//! core), and background snapshots.
+//! on the log thread or, when the core is otherwise idle, inline on the core), and
+//! background snapshots.
 //!
 //! Owns: the [`LogState`] (the [`TxnLogWriter`] and the snapshot/roll trigger, the one
 //! place that appends, rolls and syncs), shared behind a mutex by the log thread and the
@@ -23,19 +23,22 @@
 //! * a failed write or fsync latches: the log thread reports [`LogEvent::Failed`] once and
 //!   stops; it never retries an fsync. The core then stops serving.
 //!
-//! Inline writes (standalone only, see `core`): when the log thread is idle
-//! ([`LogHandle::thread_idle`]: no command queued or in progress) and the core has nothing
-//! else to do, the core appends and syncs a batch itself with [`LogHandle::write_inline`],
-//! then advances the gate and starts a due snapshot itself. This saves the two cross-thread
-//! wake-ups (core to log thread, log thread to a connection's writer) of a serial write.
+//! Inline writes (see `core`): when the log thread is idle ([`LogHandle::thread_idle`]:
+//! no command queued or in progress) and the core has nothing else to do, the core
+//! appends and syncs a batch itself with [`LogHandle::write_inline`], then does what the
+//! log thread's report would have caused (standalone: advances the gate; ensemble: tells
+//! the replica, which may ACK or commit) and starts a due snapshot itself. This saves the
+//! two cross-thread wake-ups (core to log thread, and back) of a serial write.
 //! Why it is safe:
 //! * Log order: only the core produces appends, in zxid order. `queued == 0` means every
 //!   txn it handed the log thread is already synced, and nothing new reaches the log
 //!   thread while the core writes inline (the core is busy doing it), so the file stays in
-//!   zxid order and the inline sync covers every earlier txn too.
+//!   zxid order and the inline sync covers every earlier txn too. A learner's truncation
+//!   (after which zxids start lower) is a log-thread command, preceded by every deferred
+//!   append, so it is done before the next inline write.
 //! * The lock is free: the log thread holds it only while a batch is in progress, and
 //!   decrements `queued` after dropping it, so the core never waits on it.
-//! * One gate advancer at a time: the log thread advances the gate before it decrements
+//! * One gate advancer at a time (standalone): the log thread advances the gate before it decrements
 //!   `queued` (Release; the core reads it with Acquire), and gets no new command until the
 //!   core, single-threaded, has finished its inline write and advance. The gate's
 //!   hand-over (see `gate`) assumes its `advance` calls do not overlap.
@@ -79,6 +82,40 @@ pub enum LogCmd {
     Shutdown,
 }
 
+/// A txn the core has deferred to the end of its wake-up (see `core`): written by
+/// [`LogHandle::write_inline`] or handed to the log thread with [`PendingAppend::into_cmd`].
+#[derive(Debug)]
+pub enum PendingAppend {
+    /// A standalone node's txn.
+    Decoded(TxnEntry),
+    /// An ensemble member's txn, already encoded (the proposal's bytes).
+    Encoded { zxid: i64, bytes: bytes::Bytes },
+}
+
+impl PendingAppend {
+    pub fn zxid(&self) -> i64 {
+        match self {
+            PendingAppend::Decoded(e) => e.header.zxid,
+            PendingAppend::Encoded { zxid, .. } => *zxid,
+        }
+    }
+
+    /// The log thread's command for this append.
+    pub fn into_cmd(self) -> LogCmd {
+        match self {
+            PendingAppend::Decoded(e) => LogCmd::Append(e),
+            PendingAppend::Encoded { zxid, bytes } => LogCmd::AppendEncoded { zxid, bytes },
+        }
+    }
+
+    fn entry(&self) -> Entry<'_> {
+        match self {
+            PendingAppend::Decoded(e) => Entry::Decoded(e),
+            PendingAppend::Encoded { bytes, .. } => Entry::Encoded(bytes),
+        }
+    }
+}
+
 /// Reports from the storage threads to the core.
 #[derive(Debug)]
 pub enum LogEvent {
@@ -106,8 +143,8 @@ pub struct LogSettings {
 }
 
 /// The txn log writer with its snapshot/roll trigger: the one place that appends, rolls
-/// and syncs. Behind [`LogShared::state`], used by the log thread and by the standalone
-/// core's inline path.
+/// and syncs. Behind [`LogShared::state`], used by the log thread and by the core's
+/// inline path.
 pub struct LogState {
     /// None only after a failed truncation (then `failed` is set).
     writer: Option<TxnLogWriter>,
@@ -283,14 +320,14 @@ impl LogHandle {
     /// [`Self::thread_idle`]: the log thread then holds no earlier txn (so the log keeps
     /// zxid order) and does not hold the lock (so this does not wait for it). A failure
     /// latches the log for the log thread too.
-    pub fn write_inline(&self, entries: &[TxnEntry]) -> Result<InlineSynced, String> {
+    pub fn write_inline(&self, entries: &[PendingAppend]) -> Result<InlineSynced, String> {
         debug_assert!(
             self.thread_idle(),
             "inline write while the log thread is busy"
         );
         let mut st = self.shared.lock();
         for e in entries {
-            st.append(e.header.zxid, Entry::Decoded(e))?;
+            st.append(e.zxid(), e.entry())?;
         }
         let zxid = st.sync()?;
         self.shared.inline_syncs.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,12 @@
 //! leader connection, by generation, when learning), the running election, and the epoch
 //! files. Everything runs on the core task, in the order the replica asked, so the ordering
 //! rules of the replica (persist an epoch before the packet that depends on it, log before
-//! acknowledging, hold client replies until commit) hold by construction.
+//! acknowledging, hold client replies until commit) hold by construction. One step is
+//! moved: a txn's disk write ([`ReplicaOutput::Log`]) waits for the end of the core's
+//! wake-up, then is synced inline or handed to the log thread (see `core`, "Inline
+//! sync, ensemble"); the replica is told it is durable only after that, and every output
+//! that touches the log or the data directory hands the deferred appends to the log
+//! thread first.
 //!
 //! Rare, heavy steps (a learner's TRUNC or SNAP: truncating the log, writing a snapshot,
 //! reloading the tree) run synchronously on the core; they happen only while the member is
@@ -14,7 +19,7 @@
 //! as a [`QuorumInput::TxnLog`].
 
 use crate::core::{Core, Engine};
-use crate::durable::{self, LogCmd};
+use crate::durable::{self, LogCmd, PendingAppend};
 use crate::election_net::{Decision, ElectionNet};
 use crate::quorum_net::{self, PeerOut, PeerSender, QuorumEvent};
 use crate::settings::QuorumSettings;
@@ -99,6 +104,20 @@ impl QuorumShell {
             let _ = tx.send(PeerOut::Close);
         }
     }
+}
+
+/// Nothing is queued on the quorum's event sources (true for a standalone server): the
+/// core may sync inline without delaying a packet that is already here.
+pub fn quorum_idle(q: &Option<QuorumShell>) -> bool {
+    q.as_ref().is_none_or(|q| {
+        q.events_rx.is_empty() && q.decisions_rx.is_empty() && q.txn_log_rx.is_empty()
+    })
+}
+
+/// A quorum socket event that is already queued (None for a standalone server).
+pub fn try_next_socket_event(q: &mut Option<QuorumShell>) -> Option<QuorumInput> {
+    let q = q.as_mut()?;
+    q.events_rx.try_recv().ok().map(QuorumInput::Socket)
 }
 
 /// The next quorum input; never resolves for a standalone server.
@@ -239,7 +258,9 @@ impl Core {
                     // Client output from here on waits for this txn's Release.
                     self.appended_zxid = zxid;
                 }
-                let _ = self.storage.log.send(LogCmd::AppendEncoded { zxid, bytes });
+                // Written at the end of the wake-up (inline or by the log thread); the
+                // replica hears it is durable only then.
+                self.deferred.push(PendingAppend::Encoded { zxid, bytes });
             }
             ReplicaOutput::Release(z) => self.release(z),
             ReplicaOutput::DiscardHeld => {
@@ -248,6 +269,7 @@ impl Core {
             }
             ReplicaOutput::SendPeer { peer, packet } => {
                 if let Some(tx) = self.quorum.as_ref().and_then(|q| q.peers.get(&peer)) {
+                    self.woke_writers = true;
                     let _ = tx.send(PeerOut::Packet(packet));
                 }
             }
@@ -262,6 +284,7 @@ impl Core {
                     "sending a snapshot to a learner"
                 );
                 if let Some(tx) = self.quorum.as_ref().and_then(|q| q.peers.get(&peer)) {
+                    self.woke_writers = true;
                     let _ = tx.send(PeerOut::Snapshot {
                         zxid,
                         view: snapshot,
@@ -306,6 +329,7 @@ impl Core {
             }
             ReplicaOutput::SendLeader(p) => {
                 if let Some((_, Some(tx))) = self.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
+                    self.woke_writers = true;
                     let _ = tx.send(PeerOut::Packet(p));
                 }
             }
@@ -380,6 +404,8 @@ impl Core {
                 self.stats.set_leader_sid(r.leader_sid());
             }
             ReplicaOutput::ReadTxnLog { id, after, upto } => {
+                // The log thread gets this wake-up's appends before the read starts.
+                self.flush_deferred();
                 let q = self.quorum.as_ref()?;
                 let (fs, dirs) = (self.storage.fs.clone(), self.storage.dirs.clone());
                 let (factor, tx) = (q.settings.snapshot_size_factor, q.txn_log_tx.clone());
@@ -441,10 +467,11 @@ impl Core {
         None
     }
 
-    /// Truncates the log after `zxid` on the log thread and waits for it.
     /// Writes the epoch file `name` (`acceptedEpoch` or `currentEpoch`); a failure latches
     /// the server out of service.
     fn persist_epoch(&mut self, name: &str, epoch: i64) {
+        // Appends that came before the epoch reach the log thread before it is written.
+        self.flush_deferred();
         let t = std::time::Instant::now();
         let r = corral_storage::epoch::write_epoch(
             self.storage.fs.as_ref(),
@@ -464,7 +491,10 @@ impl Core {
         }
     }
 
+    /// Truncates the log after `zxid` on the log thread and waits for it.
     fn truncate_log(&mut self, zxid: i64) -> Result<(), String> {
+        // The truncation applies to every earlier append, deferred ones included.
+        self.flush_deferred();
         let (tx, rx) = std_mpsc::channel();
         self.storage
             .log

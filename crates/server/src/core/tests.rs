@@ -7,6 +7,7 @@
 use super::*;
 use crate::durable::{spawn_log_thread, LogSettings};
 use crate::stats::ConnStats;
+use corral_node::replica::ReplicaConfig;
 use corral_node::NodeConfig;
 use corral_proto::request::{CreateRequest, SetDataRequest};
 use corral_proto::{Acl, ConnectRequest, ConnectResponse, OpCode, Reader, Record, ReplyHeader};
@@ -205,6 +206,12 @@ struct Rig {
 
 /// `snap_count`: the trigger's txns between rolls (0: never roll).
 fn rig(snap_count: u64) -> Rig {
+    rig_with(snap_count, false)
+}
+
+/// With `ensemble`: the core drives a one-voter ensemble's [`Replica`] (no quorum
+/// sockets: it leads once told to) instead of a standalone node.
+fn rig_with(snap_count: u64, ensemble: bool) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let track = TrackFs::default();
     let fault = FaultFs::new(Arc::new(track.clone()));
@@ -226,14 +233,14 @@ fn rig(snap_count: u64) -> Rig {
         trigger_seed: 1,
     };
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let gate = Arc::new(ReleaseGate::new(0));
+    let gate = (!ensemble).then(|| Arc::new(ReleaseGate::new(0)));
     let (log, _thread) = spawn_log_thread(
         fs.clone(),
         &dirs,
         0,
         settings,
         events_tx.clone(),
-        Some(gate.clone()),
+        gate.clone(),
     )
     .unwrap();
     let clock = Clock::new();
@@ -245,8 +252,26 @@ fn rig(snap_count: u64) -> Rig {
         now,
     );
     let (failed_tx, failed) = watch::channel(None);
-    let core = Core::new(
-        Engine::Standalone(Box::new(node)),
+    let mut first = Vec::new();
+    let engine = if ensemble {
+        let cfg = ReplicaConfig {
+            my_sid: 1,
+            voters: [1].into_iter().collect(),
+            observers: Default::default(),
+            tick_ms: 2000,
+            init_limit_ticks: 10,
+            sync_limit_ticks: 5,
+            config_text: Bytes::from_static(b"server.1=127.0.0.1:2888:3888:participant"),
+            config_version: 0,
+        };
+        let (replica, outs) = Replica::new(cfg, node, 0, 0, 0, Vec::new(), now);
+        first = outs;
+        Engine::Ensemble(Box::new(replica))
+    } else {
+        Engine::Standalone(Box::new(node))
+    };
+    let mut core = Core::new(
+        engine,
         Arc::new(ServerSettings::for_tests(
             "127.0.0.1:0".parse().unwrap(),
             dir.path().to_path_buf(),
@@ -260,10 +285,12 @@ fn rig(snap_count: u64) -> Rig {
             events: events_rx,
             events_tx,
             durable_zxid: 0,
-            gate: Some(gate),
+            gate,
         },
         failed_tx,
     );
+    core.routputs_extend(first);
+    core.flush_replica();
     Rig {
         core,
         track,
@@ -771,4 +798,139 @@ async fn a_failed_inline_sync_stops_the_run_loop() {
     assert!(msg.contains("fsync failed"), "{msg}");
     assert_eq!(run.shared.inline_syncs.load(Relaxed), 1);
     assert!(run.tx.send(create_msg(1, 2, "/b")).await.is_err());
+}
+
+// ---- an ensemble member ---------------------------------------------------------------
+
+/// A one-voter ensemble that has been told it leads, and serves.
+fn leading_rig() -> Rig {
+    let mut r = rig_with(0, true);
+    let now = r.core.clock.now();
+    let Engine::Ensemble(rep) = &mut r.core.engine else {
+        unreachable!()
+    };
+    rep.lead(now, &mut r.core.routputs);
+    r.core.flush_replica();
+    // Whatever leading logged (nothing is expected) is written by the log thread.
+    assert!(r.core.write_appends(false));
+    let deadline = Instant::now() + WAIT_MAX;
+    while !r.core.node().is_serving() {
+        assert!(
+            Instant::now() < deadline,
+            "the one-voter leader never served"
+        );
+        match r.core.storage.events.try_recv() {
+            Ok(ev) => assert!(r.core.on_storage_event(ev)),
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+        let now = r.core.clock.now();
+        let Engine::Ensemble(rep) = &mut r.core.engine else {
+            unreachable!()
+        };
+        rep.tick(now, &mut r.core.routputs);
+        r.core.flush_replica();
+        assert!(r.core.write_appends(false));
+    }
+    wait_thread_idle(&r.core);
+    r
+}
+
+#[test]
+fn an_idle_leader_syncs_inline_and_commits_before_returning() {
+    let mut r = leading_rig();
+    let base = r.core.node().last_zxid();
+    let (_, thread) = syncs(&r.core);
+    let (msg, mut rx) = connect_msg(1);
+    assert!(step(&mut r.core, msg, true));
+    // The createSession txn was synced on this thread, which told the replica: its own
+    // ack is a quorum, so it committed and released the handshake.
+    assert_eq!(decode(rx.try_recv().unwrap(), true), Got::Handshake);
+    assert!(step(&mut r.core, create_msg(1, 1, "/a"), true));
+    assert_eq!(
+        ready(&mut rx),
+        Some(Got::Reply {
+            xid: 1,
+            zxid: base + 2,
+            err: 0
+        })
+    );
+    assert_eq!(syncs(&r.core), (2, thread));
+    assert!(r.core.deferred.is_empty());
+    let zxids = r.track.durable_zxids(&r.log_dir);
+    assert_eq!(zxids[zxids.len() - 2..], [base + 1, base + 2]);
+}
+
+#[test]
+fn a_busy_leader_hands_its_appends_to_the_log_thread_and_commits_on_its_report() {
+    let mut r = leading_rig();
+    let base = r.core.node().last_zxid();
+    let (msg, mut rx) = connect_msg(1);
+    assert!(step(&mut r.core, msg, false));
+    // Not released until the log thread's report reaches the replica.
+    assert_eq!(ready(&mut rx), None);
+    match next_event(&mut r.core) {
+        LogEvent::Durable(z) => {
+            assert_eq!(z, base + 1);
+            assert!(r.core.on_storage_event(LogEvent::Durable(z)));
+        }
+        other => panic!("expected Durable, got {other:?}"),
+    }
+    assert_eq!(decode(rx.try_recv().unwrap(), true), Got::Handshake);
+    wait_thread_idle(&r.core);
+    // Park the log thread in a sync: an idle core must then queue behind it.
+    r.track.hold_syncs(true);
+    assert!(step(&mut r.core, create_msg(1, 1, "/a"), false));
+    r.track.wait_parked();
+    assert!(step(&mut r.core, set_data_msg(1, 2, "/a"), true));
+    assert_eq!(syncs(&r.core).0, 0);
+    assert_eq!(ready(&mut rx), None);
+    r.track.hold_syncs(false);
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        if let Ok(ev) = r.core.storage.events.try_recv() {
+            assert!(r.core.on_storage_event(ev));
+        }
+        while let Some(g) = ready(&mut rx) {
+            replies.push(g);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        replies,
+        vec![
+            Got::Reply {
+                xid: 1,
+                zxid: base + 2,
+                err: 0
+            },
+            Got::Reply {
+                xid: 2,
+                zxid: base + 3,
+                err: 0
+            }
+        ]
+    );
+    let zxids = r.track.durable_zxids(&r.log_dir);
+    assert_eq!(zxids[zxids.len() - 3..], [base + 1, base + 2, base + 3]);
+    assert!(!r.track.lock().held_too_long);
+}
+
+#[test]
+fn a_stop_hands_deferred_appends_to_the_log_thread_first() {
+    let mut r = leading_rig();
+    let base = r.core.node().last_zxid();
+    let (msg, _rx) = connect_msg(1);
+    // Handled, not yet written: the wake-up has not ended.
+    r.core.handle(msg);
+    assert_eq!(r.core.deferred.len(), 1);
+    r.core.stop_log();
+    assert!(r.core.deferred.is_empty());
+    let deadline = Instant::now() + WAIT_MAX;
+    while r.track.durable_zxids(&r.log_dir).last() != Some(&(base + 1)) {
+        assert!(
+            Instant::now() < deadline,
+            "the deferred append was not logged"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
