@@ -31,6 +31,13 @@ pub const RECONNECT_BACKOFF_MS_MAX: u64 = 1000;
 /// submitted together are sent in one write, and a flood still gets written in bounded steps.
 const COMMANDS_PER_WRITE_MAX: usize = 256;
 
+/// Below this much free room in the read buffer, it grows before the next read: reading
+/// into a nearly full buffer would take a reply in many small reads (and reallocations).
+const READ_SPARE_MIN_BYTES: usize = 1024;
+
+/// How much the read buffer grows by.
+const READ_GROW_BYTES: usize = 16 * 1024;
+
 /// Commands from [`crate::Client`] handles.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -148,6 +155,7 @@ impl Driver {
     /// Runs `fut` while still serving commands and request deadlines.
     async fn wait<F: Future>(&mut self, fut: F) -> Waited<F::Output> {
         tokio::pin!(fut);
+        let mut wakeup = Wakeup::new();
         loop {
             if self.core.state().is_terminal() {
                 return Waited::Terminal;
@@ -155,15 +163,11 @@ impl Driver {
             if std::mem::take(&mut self.drop_requested) {
                 return Waited::Dropped;
             }
-            let wake = self
-                .core
-                .next_wakeup()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            wakeup.arm(self.core.next_wakeup());
             tokio::select! {
                 out = &mut fut => return Waited::Done(out),
                 cmd = self.cmds.recv(), if !self.handles_gone => self.handle(cmd),
-                _ = tokio::time::sleep_until(wake) => { self.core.tick(now_std()); }
+                _ = wakeup.fired() => { self.core.tick(now_std()); }
             }
         }
     }
@@ -172,6 +176,7 @@ impl Driver {
     async fn serve(&mut self, stream: TcpStream, mut rbuf: BytesMut) {
         let (mut rd, mut wr) = stream.into_split();
         let mut wbuf = BytesMut::new();
+        let mut wakeup = Wakeup::new();
         // Frames that arrived together with the handshake answer.
         if self.drain_frames(&mut rbuf).is_err() {
             return;
@@ -189,11 +194,10 @@ impl Driver {
             if std::mem::take(&mut self.drop_requested) {
                 return;
             }
-            let wake = self
-                .core
-                .next_wakeup()
-                .map(Instant::from_std)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            wakeup.arm(self.core.next_wakeup());
+            if rbuf.capacity() - rbuf.len() < READ_SPARE_MIN_BYTES {
+                rbuf.reserve(READ_GROW_BYTES);
+            }
             tokio::select! {
                 biased;
                 r = rd.read_buf(&mut rbuf) => match r {
@@ -225,7 +229,7 @@ impl Driver {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(wake) => {
+                _ = wakeup.fired() => {
                     if self.core.tick(now_std()) == TickAction::ReadTimeout {
                         tracing::debug!("read timeout; reconnecting");
                         return;
@@ -256,6 +260,51 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// The driver's one timer, for the core's next deadline (a ping, the read timeout, a
+/// request's timeout).
+///
+/// The deadline moves with nearly every frame (a ping is due a third of the session
+/// timeout after the last send), and a fresh `sleep_until` per loop turn registered and
+/// cancelled a timer entry each time, a visible share of a busy client's CPU. This timer
+/// is re-armed only when the deadline comes *earlier* than the armed one; a later deadline
+/// leaves it as it is, so it may fire early, at most once per move. That is harmless
+/// because `Core::tick` acts only on what is due at the time it is given.
+struct Wakeup {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When the timer is armed to fire; None once it fired (it must be re-armed).
+    armed: Option<Instant>,
+}
+
+impl Wakeup {
+    /// Nothing due for this long leaves the timer parked.
+    const IDLE: Duration = Duration::from_secs(3600);
+
+    fn new() -> Wakeup {
+        let at = Instant::now() + Wakeup::IDLE;
+        Wakeup {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            armed: Some(at),
+        }
+    }
+
+    /// Makes sure the timer fires no later than `next` (the core's next deadline).
+    fn arm(&mut self, next: Option<std::time::Instant>) {
+        let at = next
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Wakeup::IDLE);
+        if self.armed.is_none_or(|armed| at < armed) {
+            self.sleep.as_mut().reset(at);
+            self.armed = Some(at);
+        }
+    }
+
+    /// Completes when the armed time has come.
+    async fn fired(&mut self) {
+        self.sleep.as_mut().await;
+        self.armed = None;
     }
 }
 

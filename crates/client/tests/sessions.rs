@@ -390,3 +390,34 @@ async fn pipelines_a_thousand_requests_and_wraps_xids() {
     eprintln!("1000 pipelined setData in {:?}", started.elapsed());
     a.close().await.unwrap();
 }
+
+/// Nothing but pings for many session timeouts: the driver's timer, re-armed only when a
+/// deadline comes earlier, must still wake it for every ping, so the connection is never
+/// read-timed-out by the client nor the session expired by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_kept_alive_by_pings() {
+    let srv = TestServer::start_with(&["minSessionTimeout=600"]);
+    let (a, mut events) = opts()
+        .session_timeout(Duration::from_millis(600))
+        .connect_with_events(&srv.connect_string())
+        .await
+        .unwrap();
+    assert_eq!(a.session_timeout(), Duration::from_millis(600));
+    let session = a.session_id();
+    // Some traffic first, so the ping deadline has moved since the timer was armed.
+    for i in 0..50 {
+        a.exists(&format!("/x{i}")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(a.state(), SessionState::Connected);
+    assert_eq!(a.session_id(), session);
+    while let Some(ev) = events.try_next() {
+        assert_eq!(
+            ev,
+            SessionEvent::State(SessionState::Connected),
+            "an idle session lost its connection"
+        );
+    }
+    assert!(a.exists("/").await.unwrap().is_some());
+    a.close().await.unwrap();
+}
