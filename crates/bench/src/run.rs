@@ -38,7 +38,7 @@ use crate::rate::{Schedule, Tally};
 use crate::report::{OpenLoop, Row, Unit};
 use corral_client::{acls, Acl, Client, ClientOptions, CreateMode, Error};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -912,35 +912,26 @@ async fn watch_fanout(
         eprintln!("{label}watch-fanout: connecting {n} watcher sessions");
     }
     let watchers = connect_many(&sh.members, n, stop).await?;
-    let (armed_tx, mut armed_rx) = mpsc::channel::<()>(n);
-    let (fired_tx, mut fired_rx) = mpsc::channel::<Instant>(n);
+    let tally = Arc::new(FanoutTally::new(n));
     let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for c in &watchers {
         let c = c.clone();
-        let armed_tx = armed_tx.clone();
-        let fired_tx = fired_tx.clone();
+        let tally = tally.clone();
         let mut quit_rx = quit_rx.clone();
         tasks.spawn(async move {
             for _ in 0..FANOUT_ROUNDS_MAX + 1 {
                 let Ok((_, _, fut)) = c.get_data_w(FANOUT).await else {
                     return;
                 };
-                if armed_tx.send(()).await.is_err() {
-                    return;
-                }
+                tally.armed.count();
                 tokio::select! {
-                    _ = fut => {
-                        if fired_tx.send(Instant::now()).await.is_err() {
-                            return;
-                        }
-                    }
+                    _ = fut => tally.fired(),
                     _ = quit_rx.changed() => return,
                 }
             }
         });
     }
-    drop((armed_tx, fired_tx));
     let counters = Arc::new(Counters::default());
     let win = Window::new(s);
     let probe = spawn_cpu_probe(server_pids, win);
@@ -961,12 +952,12 @@ async fn watch_fanout(
             && !stop.load(Ordering::Relaxed)
         {
             rounds += 1;
-            for _ in 0..n {
-                match tokio::time::timeout(FANOUT_STEP_TIMEOUT, armed_rx.recv()).await {
-                    Ok(Some(())) => {}
-                    _ => return Err("watchers did not re-arm in time (a session lost?)"),
-                }
+            if !tally.armed.wait_all(FANOUT_STEP_TIMEOUT).await {
+                return Err("watchers did not re-arm in time (a session lost?)");
             }
+            // Nobody can fire (or re-arm) before the setData below.
+            tally.armed.reset();
+            tally.last_fired_ns.store(0, Ordering::Relaxed);
             let t0 = Instant::now();
             if let Err(e) = writer.set_data(FANOUT, &sh.value, -1).await {
                 errors += 1;
@@ -974,13 +965,11 @@ async fn watch_fanout(
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 return Err("setData of the watched node failed");
             }
-            let mut last = t0;
-            for _ in 0..n {
-                match tokio::time::timeout(FANOUT_STEP_TIMEOUT, fired_rx.recv()).await {
-                    Ok(Some(t)) => last = last.max(t),
-                    _ => return Err("notifications did not all arrive in time"),
-                }
+            if !tally.fired.wait_all(FANOUT_STEP_TIMEOUT).await {
+                return Err("notifications did not all arrive in time");
             }
+            tally.fired.reset();
+            let last = tally.last_fired(t0);
             counters.done.fetch_add(1, Ordering::Relaxed);
             if win.contains(last) {
                 hist.record(last.duration_since(t0).as_micros() as u64);
@@ -1016,6 +1005,88 @@ async fn watch_fanout(
         row.set_cpu(cpu);
     }
     Ok(row)
+}
+
+/// watch-fanout's bookkeeping, shared by the watcher tasks and the round loop: counters
+/// instead of a channel message per watcher and event, so the load generator spends its
+/// CPU on the sessions rather than on its own accounting (which the 2-core machine takes
+/// from the server under test).
+struct FanoutTally {
+    /// Watchers whose watch is set for the coming round.
+    armed: Countdown,
+    /// Watchers notified in this round.
+    fired: Countdown,
+    /// When the latest notification of this round arrived, in ns after `base`.
+    last_fired_ns: AtomicU64,
+    base: Instant,
+}
+
+impl FanoutTally {
+    fn new(n: usize) -> FanoutTally {
+        FanoutTally {
+            armed: Countdown::new(n),
+            fired: Countdown::new(n),
+            last_fired_ns: AtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+
+    /// A watcher got its notification (now).
+    fn fired(&self) {
+        let ns = self.base.elapsed().as_nanos() as u64;
+        self.last_fired_ns.fetch_max(ns, Ordering::Relaxed);
+        self.fired.count();
+    }
+
+    /// The latest notification of the round that started at `t0` (at least `t0`).
+    fn last_fired(&self, t0: Instant) -> Instant {
+        let at = self.base + Duration::from_nanos(self.last_fired_ns.load(Ordering::Relaxed));
+        at.max(t0)
+    }
+}
+
+/// Counts up to `n`; the one waiter wakes when it gets there.
+struct Countdown {
+    n: usize,
+    done: AtomicUsize,
+    all: tokio::sync::Notify,
+}
+
+impl Countdown {
+    fn new(n: usize) -> Countdown {
+        Countdown {
+            n,
+            done: AtomicUsize::new(0),
+            all: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn count(&self) {
+        // AcqRel: the waiter that sees n also sees what each counter wrote before.
+        if self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.all.notify_one();
+        }
+    }
+
+    /// Waits until all `n` counted; false after `timeout` without.
+    async fn wait_all(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // `notify_one` leaves a permit when nobody waits, so a count that completes between
+        // the check and the wait is not missed; a stale permit only costs a re-check.
+        while self.done.load(Ordering::Acquire) < self.n {
+            if tokio::time::timeout_at(deadline, self.all.notified())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn reset(&self) {
+        self.done.store(0, Ordering::Release);
+    }
 }
 
 /// One server's bench session: the namespace, the load sessions and the shared state. Made
