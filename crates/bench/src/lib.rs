@@ -83,9 +83,23 @@ pub fn single_json(s: &Settings, rows: &[Row]) -> Json {
     ])
 }
 
+/// Waits for Ctrl-C or SIGTERM (`kill`, a CI job's timeout): either stops the load and
+/// lets the run clean up, so servers started by `--compare` are stopped too instead of
+/// outliving the load generator. False if no handler could be installed.
+async fn interrupted() -> bool {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            _ = term.recv() => true,
+        },
+        Err(_) => tokio::signal::ctrl_c().await.is_ok(),
+    }
+}
+
 /// Runs what `s` asks for, printing progress on stderr and tables on stdout, and writes the
-/// JSON file if asked. Ctrl-C stops the load early; the namespace is still cleaned up and
-/// started servers are still stopped.
+/// JSON file if asked. Ctrl-C or SIGTERM stops the load early; the namespace is still
+/// cleaned up and started servers are still stopped.
 pub fn run(s: &Settings) -> Result<Outcome, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,7 +109,7 @@ pub fn run(s: &Settings) -> Result<Outcome, String> {
     {
         let stop = stop.clone();
         rt.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted().await {
                 eprintln!("interrupted: stopping the load and cleaning up (Ctrl-C again quits)");
                 stop.store(true, Ordering::Relaxed);
                 if tokio::signal::ctrl_c().await.is_ok() {
